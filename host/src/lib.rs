@@ -1,0 +1,6 @@
+//! Sluice: a WebAssembly-hosted activity runner. See README.md and
+//! ARCHITECTURE.md for the map of modules.
+
+pub mod cli;
+pub mod payload;
+pub mod sandbox;

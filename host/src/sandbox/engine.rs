@@ -1,0 +1,114 @@
+//! The wasmtime `Engine`: its configuration, the pooling allocator (with a
+//! fallback to on-demand allocation) and the epoch ticker that drives
+//! wall-clock deadlines and cooperative yields.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of deadlines and of the
+/// guest's cooperative yields to the async runtime.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots for up to this many concurrent instances, reused
+    /// with copy-on-write heap images (fast); falls back to on-demand if the
+    /// reservation fails.
+    Pooling { instances: u32 },
+    /// mmap per instance (slower, no reservation).
+    OnDemand,
+}
+
+/// An engine plus its epoch ticker, which stops when this is dropped.
+pub struct EngineHandle {
+    pub engine: Engine,
+    /// The allocation strategy actually in use (after any fallback).
+    pub allocation: Allocation,
+    /// Whether this engine meters fuel.
+    pub metered: bool,
+    stop: Arc<AtomicBool>,
+}
+
+impl EngineHandle {
+    pub fn new(allocation: Allocation, metered: bool) -> anyhow::Result<Self> {
+        let (engine, allocation) = match allocation {
+            Allocation::Pooling { instances } => {
+                match Engine::new(&config(metered, Some(pooling(instances)))) {
+                    Ok(engine) => (engine, allocation),
+                    Err(err) => {
+                        tracing::warn!(
+                            "cannot reserve the instance pool ({err:#}); using on-demand allocation"
+                        );
+                        (Engine::new(&config(metered, None))?, Allocation::OnDemand)
+                    }
+                }
+            }
+            Allocation::OnDemand => (Engine::new(&config(metered, None))?, Allocation::OnDemand),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), stop.clone());
+        Ok(EngineHandle { engine, allocation, metered, stop })
+    }
+
+    /// A hash that changes whenever compiled code from another engine would
+    /// not load into this one (wasmtime version, target, settings).
+    pub fn compatibility_hash(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn config(metered: bool, pool: Option<PoolingAllocationConfig>) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.consume_fuel(metered);
+    if let Some(pool) = pool {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+fn pooling(instances: u32) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Interpreted guests (Python, JS) are made of a dozen core instances,
+    // several memories and tables each.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(16))
+        .total_memories(instances.saturating_mul(4))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
+        .max_memories_per_component(16)
+        .max_tables_per_component(32)
+        .max_core_instances_per_component(64)
+        // Keep a little of each slot's memory mapped between uses so a
+        // fresh instance does not fault its first pages in again.
+        .linear_memory_keep_resident(64 * 1024)
+        .table_keep_resident(16 * 1024);
+    pool
+}
+
+fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("cannot spawn the epoch ticker thread");
+}

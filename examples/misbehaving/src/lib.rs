@@ -83,7 +83,7 @@ fn misbehave(ctx: &Context, input: Behaviour) -> Result<Value, ActivityError> {
             }
             Ok(json!({"allocated_mib": blocks.len()}))
         }
-        Behaviour::Recurse => Ok(json!({"depth": recurse(std::hint::black_box(1))})),
+        Behaviour::Recurse => Ok(json!({"result": recurse(std::hint::black_box(u64::MAX))})),
         Behaviour::Flood => {
             let line = "flooding stdout with this line again and again\n".repeat(16);
             loop {
@@ -157,11 +157,15 @@ fn misbehave(ctx: &Context, input: Behaviour) -> Result<Value, ActivityError> {
     }
 }
 
+/// Recurses `n` levels deep. Kept free of stack-allocated locals so the
+/// frames live on the wasm call stack (not Rust's shadow stack in linear
+/// memory), and non-associative so LLVM cannot turn it into a loop.
 #[inline(never)]
-#[allow(unconditional_recursion)] // the point: overflow the stack
 fn recurse(n: u64) -> u64 {
-    let pad = std::hint::black_box([n; 16]);
-    recurse(n + 1) + pad[3]
+    if n == 0 {
+        return 1;
+    }
+    recurse(n - 1).wrapping_mul(31) ^ n
 }
 
 sluice_guest::export_activity!(misbehave);

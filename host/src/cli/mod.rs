@@ -1,5 +1,13 @@
 //! The `sluice` command line: argument definitions and dispatch.
 
+/// Like `eprintln!`, but a closed stderr (say, piped into `head`) is not a crash.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod run;
 
 use std::process::ExitCode;

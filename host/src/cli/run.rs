@@ -265,6 +265,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Lines of guest stdout/stderr shown per stream in human output.
+const MAX_SHOWN_LINES: usize = 40;
+
 /// Prints what happens: to stderr for people (the result alone goes to
 /// stdout, so it can be piped), or as JSON lines on stdout with `--json`.
 struct Printer {
@@ -283,7 +286,7 @@ impl Printer {
             return;
         }
         let timeout = limits.timeout.map(|t| humantime::format_duration(t).to_string());
-        eprintln!(
+        say!(
             "running {activity_type} ({}), attempt {}, timeout {}, memory {}",
             args.component.display(),
             args.attempt,
@@ -296,7 +299,7 @@ impl Printer {
         if self.json {
             self.line(serde_json::json!({ "event": "note", "message": message }));
         } else {
-            eprintln!("  {message}");
+            say!("  {message}");
         }
     }
 
@@ -307,16 +310,16 @@ impl Printer {
         }
         match event {
             AttemptEvent::Heartbeat { details } => match details {
-                Some(d) => eprintln!("  heartbeat  {d}"),
-                None => eprintln!("  heartbeat"),
+                Some(d) => say!("  heartbeat  {d}"),
+                None => say!("  heartbeat"),
             },
             AttemptEvent::Progress { percent, message } => match percent {
-                Some(p) => eprintln!("  progress   {p:>5.1}%  {message}"),
-                None => eprintln!("  progress   {message}"),
+                Some(p) => say!("  progress   {p:>5.1}%  {message}"),
+                None => say!("  progress   {message}"),
             },
             AttemptEvent::Log { level, message, fields } => {
                 let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-                eprintln!("  log {level:<6} {message}{fields}");
+                say!("  log {level:<6} {message}{fields}");
             }
         }
     }
@@ -337,54 +340,59 @@ impl Printer {
         }
         for (name, output) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
             let text = String::from_utf8_lossy(&output.bytes);
-            for line in text.lines() {
-                eprintln!("  {name} | {line}");
+            let lines: Vec<&str> = text.lines().collect();
+            let skip = lines.len().saturating_sub(MAX_SHOWN_LINES);
+            if skip > 0 {
+                say!("  {name} | [{skip} earlier lines not shown; --json prints everything]");
+            }
+            for line in &lines[skip..] {
+                say!("  {name} | {line}");
             }
             if output.truncated {
-                eprintln!("  {name} | [truncated at the output limit]");
+                say!("  {name} | [truncated at the output limit]");
             }
         }
         for denial in &report.denials {
-            eprintln!("  {denial}");
+            say!("  {denial}");
         }
         let took = humantime::format_duration(Duration::from_micros(report.duration.as_micros() as u64));
         match &report.outcome {
             AttemptOutcome::Completed { result } => {
-                eprintln!("completed in {took}");
-                println!("{result}");
+                say!("completed in {took}");
+                let _ = writeln!(std::io::stdout(), "{result}");
             }
             AttemptOutcome::Pending => {
-                eprintln!("pending after {took}: the activity will be completed externally");
+                say!("pending after {took}: the activity will be completed externally");
             }
             AttemptOutcome::Cancelled { details } => {
-                eprintln!("cancelled after {took}");
+                say!("cancelled after {took}");
                 if let Some(d) = details {
-                    eprintln!("  details: {d}");
+                    say!("  details: {d}");
                 }
             }
             AttemptOutcome::Failed(e) => {
                 let kind = if e.error_type.is_empty() { String::new() } else { format!(" {}", e.error_type) };
                 let retry = if e.non_retryable { "non-retryable" } else { "retryable" };
-                eprintln!("failed after {took}: application error{kind} ({retry}): {}", e.message);
+                say!("failed after {took}: application error{kind} ({retry}): {}", e.message);
                 if let Some(d) = &e.details {
-                    eprintln!("  details: {d}");
+                    say!("  details: {d}");
                 }
                 if let Some(delay) = e.next_retry_delay {
-                    eprintln!("  next retry in {}", humantime::format_duration(delay));
+                    say!("  next retry in {}", humantime::format_duration(delay));
                 }
             }
             AttemptOutcome::SandboxFailure(f) => {
-                eprintln!("sandbox failure ({}) after {took}: {}", f.kind, f.message);
+                say!("sandbox failure ({}) after {took}: {}", f.kind, f.message);
                 if let Some(bt) = &f.backtrace {
                     for line in bt.lines().take(12) {
-                        eprintln!("  {line}");
+                        say!("  {line}");
                     }
                 }
             }
         }
         if exit != Exit::Completed {
             if let Some(d) = &report.last_heartbeat {
-                eprintln!("last heartbeat details: {d}  (resume with --heartbeat-details '{d}')");
+                say!("last heartbeat details: {d}  (resume with --heartbeat-details '{d}')");
             }
         }
         exit

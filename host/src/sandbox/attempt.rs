@@ -327,6 +327,9 @@ fn classify(stop: Stop, state: &StoreState, captured: &Captured, limits: &Limits
         )),
         Some(trap) => {
             let mut message = format!("the activity trapped: {trap}");
+            if *trap == Trap::MemoryOutOfBounds {
+                message.push_str(" (deep recursion that overflows a shadow stack in linear memory looks like this too)");
+            }
             if let Some(panic) = panic_message(&captured.stderr.contents()) {
                 message.push_str(&format!(" after a panic: {panic}"));
             }

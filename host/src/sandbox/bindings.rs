@@ -8,8 +8,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::sluice::activity::activity::Outcome;
-pub use sluice::activity::types::{ActivityInfo, HeartbeatResponse, LogLevel, Payload};
+pub use self::exports::sluice::activity::activity::Outcome;
+pub use self::sluice::activity::types::{ActivityInfo, HeartbeatResponse, LogLevel, Payload};
 
 impl From<Payload> for crate::payload::Payload {
     fn from(p: Payload) -> Self {

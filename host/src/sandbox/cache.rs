@@ -1,7 +1,7 @@
 //! The on-disk cache of compiled components, keyed by the component's
 //! content hash and the engine's compatibility hash, so a component is
 //! compiled once per host version and settings (large Python or JS guests
-//! take seconds to compile) and later loads are a memory map.
+//! take seconds to compile) and later loads only deserialize.
 
 use std::fs;
 use std::io::Write;
@@ -43,12 +43,14 @@ impl ComponentCache {
             return Ok((Component::new(engine, bytes)?, CacheUse::Disabled));
         };
         let entry = dir.join(format!("{hash}-{compat:016x}.cwasm"));
-        if entry.exists() {
-            // SAFETY: the entry was written by `Component::serialize` of an
+        // Read into memory rather than mapping the file: a mapped entry that
+        // someone truncates later would crash the host with SIGBUS.
+        if let Ok(compiled) = fs::read(&entry) {
+            // SAFETY: entries are written by `Component::serialize` of an
             // engine with the same compatibility hash, into a directory only
-            // this host writes. A damaged entry fails to deserialize (the
-            // header is checked) and is replaced below.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
+            // the host writes; a damaged entry fails the header checks of
+            // `deserialize` and is replaced below.
+            match unsafe { Component::deserialize(engine, &compiled) } {
                 Ok(component) => return Ok((component, CacheUse::Hit)),
                 Err(err) => tracing::warn!(
                     "ignoring unreadable compiled-component cache entry {}: {err:#}",

@@ -84,6 +84,15 @@ pub(crate) fn build(
     // Let socket calls reach the address check so refusals are recorded
     // (with TCP/UDP disabled they fail before anything can be logged).
     builder.allow_tcp(true).allow_udp(true).socket_addr_check(move |addr, use_| {
+        // The implicit bind to an ephemeral port that precedes a connect
+        // grants nothing by itself; allowing it lets the refusal name the
+        // address actually asked for.
+        let implicit_bind = matches!(use_, SocketAddrUse::TcpBind | SocketAddrUse::UdpBind)
+            && addr.ip().is_unspecified()
+            && addr.port() == 0;
+        if implicit_bind {
+            return Box::pin(async { true });
+        }
         let what = match use_ {
             SocketAddrUse::TcpBind => "bind TCP",
             SocketAddrUse::TcpListen => "listen TCP",

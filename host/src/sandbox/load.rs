@@ -20,8 +20,8 @@ pub const ACTIVITY_EXPORT: &str = "sluice:activity/activity@0.1.0";
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read component {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("cannot read component {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("component {path} is {size} bytes, over the limit of {max} bytes")]
     TooLarge { path: String, size: u64, max: usize },
     #[error("{path} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
@@ -52,7 +52,7 @@ pub(crate) fn load(
     metered: bool,
 ) -> Result<Arc<LoadedComponent>, LoadError> {
     let shown = path.display().to_string();
-    let read_err = |source| LoadError::Read { path: shown.clone(), source };
+    let read_err = |cause| LoadError::Read { path: shown.clone(), cause };
     let size = std::fs::metadata(path).map_err(read_err)?.len();
     let max = sandbox.config.max_component_size;
     if size > max as u64 {

@@ -1,6 +1,7 @@
 //! Sluice: a WebAssembly-hosted activity runner. See README.md and
 //! ARCHITECTURE.md for the map of modules.
 
+pub mod activity;
 pub mod cli;
 pub mod payload;
 pub mod sandbox;

@@ -1,0 +1,467 @@
+//! One activity execution and its transitions. Pure: every method takes
+//! `now` and changes only the value it is called on; the engine persists
+//! the result and acts on the returned [`Change`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::failure::{Failure, FailureSource, TimeoutType};
+use super::options::{OptionsError, RetryPolicy, Timeouts};
+use crate::payload::Payload;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+fn ms(d: Duration) -> Millis {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The status of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Waiting in its task queue (possibly in a retry backoff).
+    Scheduled,
+    /// An attempt is running (or pending async completion).
+    Started,
+    Completed,
+    Failed,
+    Cancelled,
+    Terminated,
+    TimedOut,
+}
+
+impl Status {
+    pub fn is_closed(self) -> bool {
+        !matches!(self, Status::Scheduled | Status::Started)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Scheduled => "scheduled",
+            Status::Started => "started",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Terminated => "terminated",
+            Status::TimedOut => "timed-out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        use Status::*;
+        [Scheduled, Started, Completed, Failed, Cancelled, Terminated, TimedOut].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a caller asks for when scheduling an execution.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub activity_id: String,
+    pub run_id: String,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Payload,
+    /// 1 (first) ..= 5; default 3.
+    pub priority: u8,
+    pub request_id: Option<String>,
+    /// Already merged with the type's defaults; resolved here.
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    /// How long a started attempt may take to stop after a cancel request.
+    pub cancel_grace: Duration,
+}
+
+/// Latest human-facing progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub percent: Option<f32>,
+    pub message: String,
+    pub at: Millis,
+}
+
+/// The durable state of one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub activity_id: String,
+    pub run_id: String,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Payload,
+    pub priority: u8,
+    pub request_id: Option<String>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub cancel_grace: Duration,
+
+    pub status: Status,
+    /// The current (or last) attempt, from 1.
+    pub attempt: u32,
+    /// When the execution was scheduled.
+    pub scheduled_at: Millis,
+    /// When the current attempt may be dispatched (later than its
+    /// scheduling during a retry backoff).
+    pub attempt_scheduled_at: Millis,
+    pub started_at: Option<Millis>,
+    pub closed_at: Option<Millis>,
+    /// Who runs the current attempt.
+    pub worker: Option<String>,
+    /// The current attempt returned pending: it waits for an external
+    /// completion, its timeouts still running.
+    pub pending_async: bool,
+    pub last_heartbeat_at: Option<Millis>,
+    /// The latest heartbeat details, carried across attempts.
+    pub heartbeat_details: Option<Payload>,
+    pub cancel_requested_at: Option<Millis>,
+    pub progress: Option<Progress>,
+    pub last_failure: Option<Failure>,
+    /// The result (completed) or the cancellation details (cancelled).
+    pub result: Option<Payload>,
+    pub timeout_type: Option<TimeoutType>,
+}
+
+/// Why a request was refused; the state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    #[error("activity {activity_id} is already {status}")]
+    Closed { activity_id: String, status: Status },
+    #[error("attempt {given} of activity {activity_id} is stale: the execution is on attempt {current}")]
+    StaleAttempt { activity_id: String, given: u32, current: u32 },
+    #[error("activity {activity_id} has no running attempt (it is {status})")]
+    NotStarted { activity_id: String, status: Status },
+    #[error("activity {activity_id} is not ready to start")]
+    NotDispatchable { activity_id: String },
+    #[error("activity {activity_id} already completed with a different result")]
+    DifferentResult { activity_id: String },
+}
+
+/// What a transition did, for the history and for the engine to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Started { attempt: u32 },
+    Heartbeat { cancel_requested: bool },
+    PendingAsync,
+    /// The attempt failed and another is scheduled at `at`.
+    RetryScheduled { failed_attempt: u32, at: Millis },
+    CancelRequested,
+    /// The execution closed with this status.
+    Closed(Status),
+    /// A repeated completion with the same result: nothing changed.
+    AlreadyDone,
+}
+
+impl Change {
+    /// True if the running attempt (if any) must be interrupted: it no
+    /// longer counts.
+    pub fn ends_attempt(&self) -> bool {
+        matches!(self, Change::RetryScheduled { .. } | Change::Closed(_))
+    }
+}
+
+impl Execution {
+    /// A new execution, scheduled now as attempt 1.
+    pub fn new(req: NewExecution, now: Millis) -> Result<Execution, OptionsError> {
+        let timeouts = req.timeouts.resolve()?;
+        req.retry.validate()?;
+        Ok(Execution {
+            activity_id: req.activity_id,
+            run_id: req.run_id,
+            activity_type: req.activity_type,
+            task_queue: req.task_queue,
+            input: req.input,
+            priority: req.priority.clamp(1, 5),
+            request_id: req.request_id,
+            timeouts,
+            retry: req.retry,
+            cancel_grace: req.cancel_grace,
+            status: Status::Scheduled,
+            attempt: 1,
+            scheduled_at: now,
+            attempt_scheduled_at: now,
+            started_at: None,
+            closed_at: None,
+            worker: None,
+            pending_async: false,
+            last_heartbeat_at: None,
+            heartbeat_details: None,
+            cancel_requested_at: None,
+            progress: None,
+            last_failure: None,
+            result: None,
+            timeout_type: None,
+        })
+    }
+
+    pub fn schedule_to_close_deadline(&self) -> Option<Millis> {
+        self.timeouts.schedule_to_close.map(|d| self.scheduled_at.saturating_add(ms(d)))
+    }
+
+    pub fn start_to_close_deadline(&self) -> Option<Millis> {
+        let started = self.started_at?;
+        self.timeouts.start_to_close.map(|d| started.saturating_add(ms(d)))
+    }
+
+    fn schedule_to_start_deadline(&self) -> Option<Millis> {
+        self.timeouts.schedule_to_start.map(|d| self.attempt_scheduled_at.saturating_add(ms(d)))
+    }
+
+    fn heartbeat_deadline(&self) -> Option<Millis> {
+        let last = self.last_heartbeat_at.or(self.started_at)?;
+        self.timeouts.heartbeat.map(|d| last.saturating_add(ms(d)))
+    }
+
+    fn cancel_deadline(&self) -> Option<Millis> {
+        self.cancel_requested_at.map(|at| at.saturating_add(ms(self.cancel_grace)))
+    }
+
+    /// The earliest moment at which `on_timer` may change something.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let candidates = match self.status {
+            Status::Scheduled => [self.schedule_to_close_deadline(), self.schedule_to_start_deadline(), None, None],
+            Status::Started => [
+                self.schedule_to_close_deadline(),
+                self.start_to_close_deadline(),
+                self.heartbeat_deadline(),
+                self.cancel_deadline(),
+            ],
+            _ => return None,
+        };
+        candidates.into_iter().flatten().min()
+    }
+
+    /// When the current attempt may be handed to a worker, if it is waiting.
+    pub fn dispatchable_at(&self) -> Option<Millis> {
+        (self.status == Status::Scheduled).then_some(self.attempt_scheduled_at)
+    }
+
+    fn check_open(&self) -> Result<(), Reject> {
+        if self.status.is_closed() {
+            return Err(Reject::Closed { activity_id: self.activity_id.clone(), status: self.status });
+        }
+        Ok(())
+    }
+
+    /// Checks that `attempt` is the current, running attempt.
+    fn check_running(&self, attempt: u32) -> Result<(), Reject> {
+        self.check_open()?;
+        if attempt != self.attempt {
+            return Err(Reject::StaleAttempt {
+                activity_id: self.activity_id.clone(),
+                given: attempt,
+                current: self.attempt,
+            });
+        }
+        if self.status != Status::Started {
+            return Err(Reject::NotStarted { activity_id: self.activity_id.clone(), status: self.status });
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, status: Status, now: Millis) -> Change {
+        self.status = status;
+        self.closed_at = Some(now);
+        self.pending_async = false;
+        Change::Closed(status)
+    }
+
+    /// Hands the waiting attempt to `worker`.
+    pub fn start(&mut self, worker: &str, now: Millis) -> Result<Change, Reject> {
+        self.check_open()?;
+        if self.status != Status::Scheduled || now < self.attempt_scheduled_at {
+            return Err(Reject::NotDispatchable { activity_id: self.activity_id.clone() });
+        }
+        self.status = Status::Started;
+        self.started_at = Some(now);
+        self.worker = Some(worker.to_string());
+        self.last_heartbeat_at = None;
+        Ok(Change::Started { attempt: self.attempt })
+    }
+
+    /// Records a heartbeat of `attempt`; details, when given, replace the
+    /// previous ones. The answer says whether cancellation was requested.
+    pub fn heartbeat(&mut self, attempt: u32, details: Option<Payload>, now: Millis) -> Result<Change, Reject> {
+        self.check_running(attempt)?;
+        self.last_heartbeat_at = Some(now);
+        if details.is_some() {
+            self.heartbeat_details = details;
+        }
+        Ok(Change::Heartbeat { cancel_requested: self.cancel_requested_at.is_some() })
+    }
+
+    /// Records progress of the running attempt (no effect on timeouts).
+    pub fn progress(&mut self, attempt: u32, percent: Option<f32>, message: String, now: Millis) -> Result<(), Reject> {
+        self.check_running(attempt)?;
+        self.progress = Some(Progress { percent, message, at: now });
+        Ok(())
+    }
+
+    /// The attempt returned pending: it stays started for an external
+    /// completion; its timeouts keep running.
+    pub fn set_pending(&mut self, attempt: u32) -> Result<Change, Reject> {
+        self.check_running(attempt)?;
+        self.pending_async = true;
+        Ok(Change::PendingAsync)
+    }
+
+    /// Completes `attempt` with `result`. Completing again with the same
+    /// result is a no-op; with another, an error.
+    pub fn complete(&mut self, attempt: u32, result: Payload, now: Millis) -> Result<Change, Reject> {
+        if self.status == Status::Completed && attempt == self.attempt {
+            return if self.result.as_ref() == Some(&result) {
+                Ok(Change::AlreadyDone)
+            } else {
+                Err(Reject::DifferentResult { activity_id: self.activity_id.clone() })
+            };
+        }
+        self.check_running(attempt)?;
+        self.result = Some(result);
+        Ok(self.close(Status::Completed, now))
+    }
+
+    /// The attempt acknowledged cancellation.
+    pub fn report_cancelled(&mut self, attempt: u32, details: Option<Payload>, now: Millis) -> Result<Change, Reject> {
+        if self.status == Status::Cancelled && attempt == self.attempt && self.result == details {
+            return Ok(Change::AlreadyDone);
+        }
+        self.check_running(attempt)?;
+        self.result = details;
+        Ok(self.close(Status::Cancelled, now))
+    }
+
+    /// The attempt failed; the retry policy decides whether another follows.
+    pub fn fail(&mut self, attempt: u32, failure: Failure, now: Millis) -> Result<Change, Reject> {
+        if self.status == Status::Failed && attempt == self.attempt && self.last_failure.as_ref() == Some(&failure) {
+            return Ok(Change::AlreadyDone);
+        }
+        self.check_running(attempt)?;
+        Ok(self.retry_or_close(failure, now))
+    }
+
+    /// The host that ran the current attempt died. A pending-async attempt
+    /// keeps waiting; a running one failed and is retried per policy.
+    pub fn host_lost(&mut self, now: Millis) -> Option<Change> {
+        if self.status != Status::Started || self.pending_async {
+            return None;
+        }
+        let failure = Failure::new(
+            FailureSource::HostLost,
+            "HostLost",
+            "the host running this attempt stopped before it finished",
+        );
+        Some(self.retry_or_close(failure, now))
+    }
+
+    fn retry_or_close(&mut self, failure: Failure, now: Millis) -> Change {
+        let final_status = match failure.source {
+            FailureSource::Timeout(t) => {
+                self.timeout_type = Some(t);
+                Status::TimedOut
+            }
+            _ => Status::Failed,
+        };
+        let failed_attempt = self.attempt;
+        let retryable = !failure.non_retryable
+            && !self.retry.is_non_retryable_type(&failure.error_type)
+            && self.retry.attempts_left(failed_attempt);
+        let delay = failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(failed_attempt));
+        let next_at = now.saturating_add(ms(delay));
+        self.last_failure = Some(failure);
+        if self.cancel_requested_at.is_some() {
+            // Nobody wants another attempt of an execution being cancelled.
+            return self.close(Status::Cancelled, now);
+        }
+        if !retryable {
+            return self.close(final_status, now);
+        }
+        if let Some(deadline) = self.schedule_to_close_deadline() {
+            if next_at >= deadline {
+                self.timeout_type = Some(TimeoutType::ScheduleToClose);
+                return self.close(Status::TimedOut, now);
+            }
+        }
+        self.timeout_type = None;
+        self.status = Status::Scheduled;
+        self.attempt += 1;
+        self.attempt_scheduled_at = next_at;
+        self.started_at = None;
+        self.worker = None;
+        self.pending_async = false;
+        self.last_heartbeat_at = None;
+        Change::RetryScheduled { failed_attempt, at: next_at }
+    }
+
+    /// Asks the execution to stop. A scheduled one is cancelled at once; a
+    /// started one is flagged (the attempt learns it from its next
+    /// heartbeat) and closed as cancelled after the grace period at most.
+    pub fn request_cancel(&mut self, now: Millis) -> Result<Change, Reject> {
+        self.check_open()?;
+        if self.status == Status::Scheduled {
+            return Ok(self.close(Status::Cancelled, now));
+        }
+        if self.cancel_requested_at.is_none() {
+            self.cancel_requested_at = Some(now);
+        }
+        Ok(Change::CancelRequested)
+    }
+
+    /// Ends the execution without asking the attempt.
+    pub fn terminate(&mut self, reason: &str, now: Millis) -> Result<Change, Reject> {
+        self.check_open()?;
+        self.last_failure = Some(Failure::new(FailureSource::Terminated, "Terminated", reason));
+        Ok(self.close(Status::Terminated, now))
+    }
+
+    /// Applies every deadline that has passed at `now`. Timers are not
+    /// cancelled when state moves on: a stale one finds nothing due and
+    /// returns `None`.
+    pub fn on_timer(&mut self, now: Millis) -> Option<Change> {
+        let due = |deadline: Option<Millis>| deadline.is_some_and(|d| now >= d);
+        match self.status {
+            Status::Scheduled => {
+                if due(self.schedule_to_close_deadline()) {
+                    return Some(self.time_out(TimeoutType::ScheduleToClose, now));
+                }
+                if due(self.schedule_to_start_deadline()) {
+                    return Some(self.time_out(TimeoutType::ScheduleToStart, now));
+                }
+                None
+            }
+            Status::Started => {
+                if due(self.schedule_to_close_deadline()) {
+                    return Some(self.time_out(TimeoutType::ScheduleToClose, now));
+                }
+                if due(self.cancel_deadline()) {
+                    self.last_failure = Some(Failure::new(
+                        FailureSource::Cancelled,
+                        "Cancelled",
+                        "the attempt did not stop within the cancellation grace period",
+                    ));
+                    return Some(self.close(Status::Cancelled, now));
+                }
+                let attempt_timeout = if due(self.start_to_close_deadline()) {
+                    Some(TimeoutType::StartToClose)
+                } else if due(self.heartbeat_deadline()) {
+                    Some(TimeoutType::Heartbeat)
+                } else {
+                    None
+                };
+                attempt_timeout.map(|t| self.retry_or_close(Failure::timeout(t), now))
+            }
+            _ => None,
+        }
+    }
+
+    /// Closes as timed out without retry (schedule-to-close, schedule-to-start).
+    fn time_out(&mut self, t: TimeoutType, now: Millis) -> Change {
+        self.timeout_type = Some(t);
+        self.last_failure = Some(Failure::timeout(t));
+        self.close(Status::TimedOut, now)
+    }
+}

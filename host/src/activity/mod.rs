@@ -1,0 +1,16 @@
+//! The activity state machine: executions, their options and every
+//! transition, with Temporal's semantics (DESIGN.md §4). Pure and
+//! clock-injected: the caller passes `now`, so every rule is unit-tested
+//! with a simulated clock.
+
+mod admission;
+mod execution;
+mod failure;
+mod options;
+#[cfg(test)]
+mod tests;
+
+pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
+pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, Status};
+pub use failure::{Failure, FailureSource, TimeoutType};
+pub use options::{OptionsError, RetryPolicy, Timeouts};

@@ -3,5 +3,7 @@
 
 pub mod activity;
 pub mod cli;
+pub mod config;
 pub mod payload;
 pub mod sandbox;
+pub mod util;

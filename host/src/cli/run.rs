@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytesize::ByteSize;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::Exit;
 use crate::payload::Payload;
+use crate::util::{hostname, now_ms};
 use crate::sandbox::{
     ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport,
     AttemptRequest, DirGrant, Grants, InterruptReason, Limits, Sandbox, SandboxConfig,
@@ -126,9 +127,6 @@ fn json_arg(what: &str, text: &str) -> anyhow::Result<Payload> {
     Payload::json_text(text).with_context(|| format!("{what} is not valid JSON"))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let input = match &args.input_file {
@@ -255,14 +253,6 @@ async fn at(when: Option<tokio::time::Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Lines of guest stdout/stderr shown per stream in human output.

@@ -1,0 +1,331 @@
+//! `sluice.toml`: the host configuration. Every key is documented in
+//! `examples/sluice.toml`, which a test parses. Unknown keys and bad values
+//! are errors naming the key's path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+use crate::activity::{RetryPolicy, Timeouts};
+use crate::sandbox::{DirGrant, Grants, Limits};
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    /// Task queues by name. Queues not listed are created on first use with
+    /// the default settings.
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Activity types by name.
+    #[serde(default)]
+    pub activities: BTreeMap<String, ActivityConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC listen address (loopback by default).
+    pub listen: SocketAddr,
+    /// This host's name; its host-specific queue is `<queue>@<host_id>`.
+    pub host_id: Option<String>,
+    /// Cap on payloads and heartbeat details.
+    pub max_payload: ByteSize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:7233".parse().unwrap(),
+            host_id: None,
+            max_payload: ByteSize::mib(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file, created on first start (relative to the config file).
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: PathBuf::from("sluice.db") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// Instance slots reserved by the pooling allocator.
+    pub pool_instances: u32,
+    /// Where compiled components are cached (default: the user cache dir).
+    pub cache_dir: Option<PathBuf>,
+    /// Largest component file accepted.
+    pub max_component_size: ByteSize,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        SandboxSection { pool_instances: 1000, cache_dir: None, max_component_size: ByteSize::mib(256) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Attempts this host runs at once from this queue.
+    pub slots: u32,
+    /// Dispatches per second from this queue; `0` pauses it; absent = unlimited.
+    pub rate_limit: Option<f64>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { slots: 64, rate_limit: None }
+    }
+}
+
+/// One activity type: its component, where it is served, its sandbox
+/// limits and grants, and its default execution options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityConfig {
+    /// The component file (relative to the config file).
+    pub component: PathBuf,
+    /// Task queues whose attempts of this type this host runs.
+    #[serde(default = "default_queues")]
+    pub queues: Vec<String>,
+    /// Cap on attempts of this type running at once on this host.
+    pub slots: Option<u32>,
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    pub fuel: Option<u64>,
+    #[serde(default = "default_max_output")]
+    pub max_output: ByteSize,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host directories the guest may read, `HOST` or `HOST::GUEST`.
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    /// Host directories the guest may read and write.
+    #[serde(default)]
+    pub dirs_rw: Vec<String>,
+    #[serde(default, with = "opt_duration")]
+    pub schedule_to_close_timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub schedule_to_start_timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub start_to_close_timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub heartbeat_timeout: Option<Duration>,
+    /// How long a started attempt may take to stop after a cancel request.
+    #[serde(default = "default_cancel_grace", with = "duration")]
+    pub cancel_grace: Duration,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+fn default_queues() -> Vec<String> {
+    vec!["default".to_string()]
+}
+fn default_memory() -> ByteSize {
+    ByteSize::mib(512)
+}
+fn default_max_output() -> ByteSize {
+    ByteSize::mib(1)
+}
+fn default_cancel_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    #[serde(with = "duration")]
+    pub initial_interval: Duration,
+    pub backoff_coefficient: f64,
+    #[serde(with = "opt_duration")]
+    pub maximum_interval: Option<Duration>,
+    pub maximum_attempts: u32,
+    pub non_retryable_error_types: Vec<String>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        RetryConfig {
+            initial_interval: p.initial_interval,
+            backoff_coefficient: p.backoff_coefficient,
+            maximum_interval: p.maximum_interval,
+            maximum_attempts: p.maximum_attempts,
+            non_retryable_error_types: p.non_retryable_error_types,
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            initial_interval: self.initial_interval,
+            backoff_coefficient: self.backoff_coefficient,
+            maximum_interval: self.maximum_interval,
+            maximum_attempts: self.maximum_attempts,
+            non_retryable_error_types: self.non_retryable_error_types.clone(),
+        }
+    }
+}
+
+impl ActivityConfig {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            schedule_to_close: self.schedule_to_close_timeout,
+            schedule_to_start: self.schedule_to_start_timeout,
+            start_to_close: self.start_to_close_timeout,
+            heartbeat: self.heartbeat_timeout,
+        }
+    }
+
+    /// The sandbox limits of one attempt; `timeout` is the attempt's own.
+    pub fn limits(&self, max_payload: usize, timeout: Option<Duration>) -> Limits {
+        Limits {
+            memory: self.memory.as_u64(),
+            timeout,
+            fuel: self.fuel,
+            max_output: self.max_output.as_u64() as usize,
+            max_payload,
+        }
+    }
+
+    pub fn grants(&self) -> Grants {
+        let dirs = self.dirs.iter().map(|d| (d, false)).chain(self.dirs_rw.iter().map(|d| (d, true)));
+        Grants {
+            env: self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            dirs: dirs.filter_map(|(d, w)| DirGrant::parse(d, w).ok()).collect(),
+        }
+    }
+}
+
+/// A config error, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { file: file.clone(), message: format!("cannot read: {e}") })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|message| ConfigError { file, message })
+    }
+
+    /// Parses and validates config text; relative paths are joined to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.message().to_string();
+            match inner.span() {
+                Some(span) => format!("{path}: {msg} (line {})", line_of(text, span.start)),
+                None => format!("{path}: {msg}"),
+            }
+        })?;
+        config.validate()?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, queue) in &self.queues {
+            if let Some(rate) = queue.rate_limit {
+                if !(rate >= 0.0 && rate.is_finite()) {
+                    return Err(format!("queues.{name}.rate_limit: must be a number ≥ 0, got {rate}"));
+                }
+            }
+            if queue.slots == 0 {
+                return Err(format!("queues.{name}.slots: must be at least 1"));
+            }
+        }
+        for (name, a) in &self.activities {
+            let key = |k: &str| format!("activities.{name}.{k}");
+            if a.queues.is_empty() {
+                return Err(format!("{}: list at least one task queue", key("queues")));
+            }
+            if a.slots == Some(0) {
+                return Err(format!("{}: must be at least 1", key("slots")));
+            }
+            a.timeouts().resolve().map_err(|e| format!("activities.{name}: {e}"))?;
+            a.retry.policy().validate().map_err(|e| format!("activities.{name}: {e}"))?;
+            for (d, w) in a.dirs.iter().map(|d| (d, "dirs")).chain(a.dirs_rw.iter().map(|d| (d, "dirs_rw"))) {
+                DirGrant::parse(d, false).map_err(|e| format!("{}: {e}", key(w)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.store.path);
+        if let Some(dir) = &mut self.sandbox.cache_dir {
+            join(dir);
+        }
+        for a in self.activities.values_mut() {
+            join(&mut a.component);
+        }
+    }
+
+    /// This host's id: configured, else the machine's host name.
+    pub fn host_id(&self) -> String {
+        self.server.host_id.clone().unwrap_or_else(crate::util::hostname)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Durations written like `500ms`, `30s`, `5m`, `1h 30m`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\")")))
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}

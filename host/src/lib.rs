@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod payload;
 pub mod sandbox;
+pub mod store;
 pub mod util;

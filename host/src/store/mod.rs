@@ -1,0 +1,158 @@
+//! Durable state: executions, their history and logs, behind the `Store`
+//! trait. SQLite (embedded, WAL, group commit) is the default backend; the
+//! trait is shaped so a shared PostgreSQL backend can be added beside it
+//! (admission, claiming and versioned updates are single store operations).
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::activity::{ConflictPolicy, Execution, Millis, ReusePolicy, Status};
+
+pub use sqlite::SqliteStore;
+
+/// A value with the version it was read at, for optimistic updates.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// The result of a start request.
+#[derive(Debug, Clone)]
+pub enum StartOutcome {
+    /// A new run was created.
+    Created(Versioned<Execution>),
+    /// An existing run was returned (same request id, or use-existing).
+    Existing(Versioned<Execution>),
+    /// The policies refused the start.
+    Rejected(String),
+}
+
+/// One transition in an execution's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: Millis,
+    pub attempt: u32,
+    /// e.g. `scheduled`, `started`, `retry-scheduled`, `completed`.
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// One log record of an attempt: a guest log call or a line of its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub at: Millis,
+    pub attempt: u32,
+    /// `trace`..`error` for guest logs; `stdout` / `stderr` for output.
+    pub level: String,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub activity_type: Option<String>,
+    pub task_queue: Option<String>,
+    /// Opaque cursor from the previous page.
+    pub page_token: Option<String>,
+    pub page_size: usize,
+}
+
+/// Counts of one task queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Attempts waiting (dispatchable now or in backoff).
+    pub backlog: u64,
+    /// Attempts started and not closed.
+    pub running: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The execution changed since it was read; re-read and retry.
+    #[error("execution {0} was changed concurrently")]
+    Conflict(String),
+    #[error("bad page token")]
+    BadPageToken,
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("corrupt record: {e}"))
+    }
+}
+
+/// The durable store. Every method is one atomic operation; when it
+/// returns, its writes are committed (and fsynced).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Admits a new execution under the id policies and inserts it.
+    async fn start(
+        &self,
+        exec: Execution,
+        history: HistoryEntry,
+        conflict: ConflictPolicy,
+        reuse: ReusePolicy,
+    ) -> Result<StartOutcome, StoreError>;
+
+    /// Replaces an execution if it is still at `version`; appends history.
+    async fn update(
+        &self,
+        exec: Execution,
+        version: u64,
+        history: Vec<HistoryEntry>,
+    ) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
+    /// only, when given), highest priority first, starting them for `worker`.
+    async fn claim(
+        &self,
+        queue: &str,
+        types: Option<Vec<String>>,
+        worker: &str,
+        limit: usize,
+        now: Millis,
+    ) -> Result<Vec<Versioned<Execution>>, StoreError>;
+
+    /// The earliest time an attempt of `queue` (of `types`) becomes dispatchable.
+    async fn next_dispatch(&self, queue: &str, types: Option<Vec<String>>) -> Result<Option<Millis>, StoreError>;
+
+    /// Open executions whose next deadline is at or before `now`.
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<Versioned<Execution>>, StoreError>;
+
+    /// The earliest deadline of any open execution.
+    async fn next_deadline(&self) -> Result<Option<Millis>, StoreError>;
+
+    /// The given run, or the latest run of the id.
+    async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Option<Versioned<Execution>>, StoreError>;
+
+    /// A page of executions, newest first, and the next page's token.
+    async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError>;
+
+    async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError>;
+
+    async fn logs(&self, run_id: &str) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Started executions whose worker id starts with `prefix` (a host's own
+    /// workers), for recovery after a restart.
+    async fn started_by(&self, prefix: &str) -> Result<Vec<Versioned<Execution>>, StoreError>;
+
+    async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError>;
+
+    /// The host secret that signs task tokens, created on first use.
+    async fn secret(&self) -> Result<Vec<u8>, StoreError>;
+}

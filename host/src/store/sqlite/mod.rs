@@ -1,0 +1,419 @@
+//! The embedded store: one SQLite file in WAL mode, all access through the
+//! group-commit writer thread.
+
+mod schema;
+mod writer;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    HistoryEntry, ListFilter, LogEntry, QueueStats, StartOutcome, Store, StoreError, Versioned,
+};
+use crate::activity::{Admission, ConflictPolicy, Execution, Millis, ReusePolicy, admit};
+use writer::Writer;
+
+pub struct SqliteStore {
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        // WAL: readers never block the writer; FULL: a commit is on disk
+        // (the group commit amortises the fsync).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        schema::migrate(&mut conn).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteStore { writer: Writer::spawn(conn) })
+    }
+}
+
+const SELECT: &str = "SELECT state, version FROM executions";
+
+fn row_exec(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, u64)> {
+    Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+}
+
+fn decode((state, version): (String, u64)) -> Result<Versioned<Execution>, StoreError> {
+    Ok(Versioned { value: serde_json::from_str(&state)?, version })
+}
+
+fn collect(rows: impl Iterator<Item = rusqlite::Result<(String, u64)>>) -> Result<Vec<Versioned<Execution>>, StoreError> {
+    rows.map(|r| decode(r?)).collect()
+}
+
+fn insert(conn: &Connection, exec: &Execution) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority,
+            request_id, dispatch_at, deadline_at, worker, version, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)",
+    )?
+    .execute(params![
+        exec.run_id,
+        exec.activity_id,
+        exec.activity_type,
+        exec.task_queue,
+        exec.status.as_str(),
+        exec.priority,
+        exec.request_id,
+        exec.dispatchable_at().map(|t| t as i64),
+        exec.next_deadline().map(|t| t as i64),
+        exec.worker,
+        serde_json::to_string(exec)?,
+    ])?;
+    Ok(())
+}
+
+fn write(conn: &Connection, exec: &Execution, version: u64) -> Result<u64, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE executions SET status = ?1, dispatch_at = ?2, deadline_at = ?3, worker = ?4,
+                version = version + 1, state = ?5
+             WHERE run_id = ?6 AND version = ?7",
+        )?
+        .execute(params![
+            exec.status.as_str(),
+            exec.dispatchable_at().map(|t| t as i64),
+            exec.next_deadline().map(|t| t as i64),
+            exec.worker,
+            serde_json::to_string(exec)?,
+            exec.run_id,
+            version as i64,
+        ])?;
+    if changed == 0 {
+        return Err(StoreError::Conflict(exec.run_id.clone()));
+    }
+    Ok(version + 1)
+}
+
+fn add_history(conn: &Connection, run_id: &str, h: &HistoryEntry) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO history (run_id, at, attempt, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![run_id, h.at as i64, h.attempt, h.kind, h.detail.to_string()])?;
+    Ok(())
+}
+
+/// `AND activity_type IN (...)` for an optional type filter, with its params
+/// numbered from `first`.
+fn types_clause(types: &Option<Vec<String>>, first: usize) -> String {
+    match types {
+        Some(t) => {
+            let marks: Vec<String> = (0..t.len()).map(|i| format!("?{}", first + i)).collect();
+            format!(" AND activity_type IN ({})", marks.join(","))
+        }
+        None => String::new(),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn start(
+        &self,
+        exec: Execution,
+        history: HistoryEntry,
+        conflict: ConflictPolicy,
+        reuse: ReusePolicy,
+    ) -> Result<StartOutcome, StoreError> {
+        self.writer
+            .exec(move |conn| {
+                let latest = conn
+                    .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
+                    .query_row([&exec.activity_id], row_exec)
+                    .optional()?
+                    .map(decode)
+                    .transpose()?;
+                match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
+                    Admission::New => {
+                        insert(conn, &exec)?;
+                        add_history(conn, &exec.run_id, &history)?;
+                        Ok(StartOutcome::Created(Versioned { value: exec, version: 1 }))
+                    }
+                    Admission::Existing { .. } => Ok(StartOutcome::Existing(latest.expect("admitted an existing run"))),
+                    Admission::Rejected(reason) => Ok(StartOutcome::Rejected(reason)),
+                }
+            })
+            .await
+    }
+
+    async fn update(&self, exec: Execution, version: u64, history: Vec<HistoryEntry>) -> Result<u64, StoreError> {
+        self.writer
+            .exec(move |conn| {
+                let v = write(conn, &exec, version)?;
+                for h in &history {
+                    add_history(conn, &exec.run_id, h)?;
+                }
+                Ok(v)
+            })
+            .await
+    }
+
+    async fn claim(
+        &self,
+        queue: &str,
+        types: Option<Vec<String>>,
+        worker: &str,
+        limit: usize,
+        now: Millis,
+    ) -> Result<Vec<Versioned<Execution>>, StoreError> {
+        let queue = queue.to_string();
+        let worker = worker.to_string();
+        self.writer
+            .exec(move |conn| {
+                let sql = format!(
+                    "{SELECT} WHERE task_queue = ?1 AND dispatch_at IS NOT NULL AND dispatch_at <= ?2{}
+                     ORDER BY priority, dispatch_at, seq LIMIT ?3",
+                    types_clause(&types, 4)
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut values: Vec<rusqlite::types::Value> =
+                    vec![queue.clone().into(), (now as i64).into(), (limit as i64).into()];
+                values.extend(types.iter().flatten().map(|t| t.clone().into()));
+                let found = collect(stmt.query_map(rusqlite::params_from_iter(values), row_exec)?)?;
+                let mut claimed = Vec::with_capacity(found.len());
+                for Versioned { mut value, version } in found {
+                    if value.start(&worker, now).is_err() {
+                        continue;
+                    }
+                    let version = write(conn, &value, version)?;
+                    let h = HistoryEntry {
+                        at: now,
+                        attempt: value.attempt,
+                        kind: "started".into(),
+                        detail: serde_json::json!({ "worker": worker }),
+                    };
+                    add_history(conn, &value.run_id, &h)?;
+                    claimed.push(Versioned { value, version });
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn next_dispatch(&self, queue: &str, types: Option<Vec<String>>) -> Result<Option<Millis>, StoreError> {
+        let queue = queue.to_string();
+        self.writer
+            .exec(move |conn| {
+                let sql = format!(
+                    "SELECT MIN(dispatch_at) FROM executions WHERE task_queue = ?1 AND dispatch_at IS NOT NULL{}",
+                    types_clause(&types, 2)
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![queue.into()];
+                values.extend(types.iter().flatten().map(|t| t.clone().into()));
+                let t: Option<i64> = conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |r| r.get(0))?;
+                Ok(t.map(|t| t as Millis))
+            })
+            .await
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<Versioned<Execution>>, StoreError> {
+        self.writer
+            .exec(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "{SELECT} WHERE deadline_at IS NOT NULL AND deadline_at <= ?1 ORDER BY deadline_at LIMIT ?2"
+                ))?;
+                collect(stmt.query_map(params![now as i64, limit as i64], row_exec)?)
+            })
+            .await
+    }
+
+    async fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
+        self.writer
+            .exec(|conn| {
+                let t: Option<i64> = conn
+                    .prepare_cached("SELECT MIN(deadline_at) FROM executions WHERE deadline_at IS NOT NULL")?
+                    .query_row([], |r| r.get(0))?;
+                Ok(t.map(|t| t as Millis))
+            })
+            .await
+    }
+
+    async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Option<Versioned<Execution>>, StoreError> {
+        let activity_id = activity_id.to_string();
+        let run_id = run_id.map(str::to_string);
+        self.writer
+            .exec(move |conn| {
+                let found = match run_id {
+                    Some(run) => conn
+                        .prepare_cached(&format!("{SELECT} WHERE run_id = ?1 AND activity_id = ?2"))?
+                        .query_row([&run, &activity_id], row_exec)
+                        .optional()?,
+                    None => conn
+                        .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
+                        .query_row([&activity_id], row_exec)
+                        .optional()?,
+                };
+                found.map(decode).transpose()
+            })
+            .await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError> {
+        let before: Option<i64> = match &filter.page_token {
+            Some(t) => Some(t.parse().map_err(|_| StoreError::BadPageToken)?),
+            None => None,
+        };
+        self.writer
+            .exec(move |conn| {
+                let mut sql = String::from("SELECT state, version, seq FROM executions WHERE 1 = 1");
+                let mut values: Vec<rusqlite::types::Value> = Vec::new();
+                let mut add = |clause: &str, v: rusqlite::types::Value| {
+                    values.push(v);
+                    sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+                };
+                if let Some(s) = filter.status {
+                    add("status =", s.as_str().to_string().into());
+                }
+                if let Some(t) = &filter.activity_type {
+                    add("activity_type =", t.clone().into());
+                }
+                if let Some(q) = &filter.task_queue {
+                    add("task_queue =", q.clone().into());
+                }
+                if let Some(b) = before {
+                    add("seq <", b.into());
+                }
+                let size = filter.page_size.max(1);
+                sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", size + 1));
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(2)?))
+                })?;
+                let mut page = Vec::new();
+                let mut next = None;
+                for row in rows {
+                    let (state, seq) = row?;
+                    if page.len() == size {
+                        next = Some((seq + 1).to_string());
+                        break;
+                    }
+                    page.push(serde_json::from_str(&state)?);
+                }
+                Ok((page, next))
+            })
+            .await
+    }
+
+    async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let run_id = run_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT at, attempt, kind, detail FROM history WHERE run_id = ?1 ORDER BY rowid",
+                )?;
+                let rows = stmt.query_map([&run_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                })?;
+                rows.map(|r| {
+                    let (at, attempt, kind, detail) = r?;
+                    Ok(HistoryEntry { at: at as Millis, attempt, kind, detail: serde_json::from_str(&detail)? })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let run_id = run_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "INSERT INTO logs (run_id, at, attempt, level, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for l in &logs {
+                    stmt.execute(params![
+                        run_id,
+                        l.at as i64,
+                        l.attempt,
+                        l.level,
+                        l.message,
+                        serde_json::to_string(&l.fields)?
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn logs(&self, run_id: &str) -> Result<Vec<LogEntry>, StoreError> {
+        let run_id = run_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT at, attempt, level, message, fields FROM logs WHERE run_id = ?1 ORDER BY rowid",
+                )?;
+                let rows = stmt.query_map([&run_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })?;
+                rows.map(|r| {
+                    let (at, attempt, level, message, fields) = r?;
+                    Ok(LogEntry { at: at as Millis, attempt, level, message, fields: serde_json::from_str(&fields)? })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn started_by(&self, prefix: &str) -> Result<Vec<Versioned<Execution>>, StoreError> {
+        let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+        self.writer
+            .exec(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "{SELECT} WHERE worker LIKE ?1 ESCAPE '\\' AND status = 'started'"
+                ))?;
+                collect(stmt.query_map([&pattern], row_exec)?)
+            })
+            .await
+    }
+
+    async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError> {
+        let queue = queue.to_string();
+        self.writer
+            .exec(move |conn| {
+                let count = |status: &str| -> Result<u64, StoreError> {
+                    let n: i64 = conn
+                        .prepare_cached("SELECT COUNT(*) FROM executions WHERE task_queue = ?1 AND status = ?2")?
+                        .query_row([&queue, status], |r| r.get(0))?;
+                    Ok(n as u64)
+                };
+                Ok(QueueStats { backlog: count("scheduled")?, running: count("started")? })
+            })
+            .await
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
+        self.writer
+            .exec(|conn| {
+                let existing: Option<Vec<u8>> = conn
+                    .query_row("SELECT value FROM meta WHERE key = 'token-secret'", [], |r| r.get(0))
+                    .optional()?;
+                if let Some(s) = existing {
+                    return Ok(s);
+                }
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| StoreError::Backend(format!("no randomness: {e}")))?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('token-secret', ?1)", [&secret])?;
+                Ok(secret)
+            })
+            .await
+    }
+}

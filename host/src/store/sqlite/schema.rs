@@ -1,0 +1,68 @@
+//! The SQLite schema and its versioned migrations (`PRAGMA user_version`).
+
+use rusqlite::Connection;
+
+/// Migration N (1-based) brings the schema from version N-1 to N. Append
+/// only; never edit a released migration.
+const MIGRATIONS: &[&str] = &[
+    // 1: executions, history, logs, meta.
+    "CREATE TABLE executions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        activity_id TEXT NOT NULL,
+        activity_type TEXT NOT NULL,
+        task_queue TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        request_id TEXT,
+        dispatch_at INTEGER,
+        deadline_at INTEGER,
+        worker TEXT,
+        version INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX executions_by_id ON executions (activity_id, seq);
+    CREATE INDEX executions_dispatch ON executions (task_queue, priority, dispatch_at, seq)
+        WHERE dispatch_at IS NOT NULL;
+    CREATE INDEX executions_deadline ON executions (deadline_at) WHERE deadline_at IS NOT NULL;
+    CREATE INDEX executions_worker ON executions (worker) WHERE worker IS NOT NULL;
+    CREATE INDEX executions_status ON executions (status, seq);
+    CREATE TABLE history (
+        run_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX history_by_run ON history (run_id);
+    CREATE TABLE logs (
+        run_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fields TEXT NOT NULL
+    );
+    CREATE INDEX logs_by_run ON logs (run_id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to `VERSION`; refuses a newer database.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| e.to_string())?;
+    if current > VERSION {
+        return Err(format!(
+            "the store has schema version {current}, newer than this sluice understands ({VERSION}); upgrade sluice"
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The SQLite store on a real file: admission, versioned updates, claiming
+//! in priority order, timers, history, logs, pagination, durability.
+
+use std::time::Duration;
+
+use sluice::activity::{ConflictPolicy, Execution, NewExecution, RetryPolicy, ReusePolicy, Status, Timeouts};
+use sluice::payload::Payload;
+use sluice::store::{HistoryEntry, ListFilter, LogEntry, SqliteStore, StartOutcome, Store, StoreError};
+
+fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
+    Execution::new(
+        NewExecution {
+            activity_id: id.into(),
+            run_id: run.into(),
+            activity_type: "t".into(),
+            task_queue: queue.into(),
+            input: Payload::json(&id),
+            priority,
+            request_id: Some(format!("req-{run}")),
+            timeouts: Timeouts { start_to_close: Some(Duration::from_secs(10)), ..Timeouts::default() },
+            retry: RetryPolicy::default(),
+            cancel_grace: Duration::from_secs(1),
+        },
+        now,
+    )
+    .unwrap()
+}
+
+fn h(kind: &str) -> HistoryEntry {
+    HistoryEntry { at: 0, attempt: 1, kind: kind.into(), detail: serde_json::json!({}) }
+}
+
+async fn start(store: &SqliteStore, e: Execution) -> StartOutcome {
+    store.start(e, h("scheduled"), ConflictPolicy::Fail, ReusePolicy::AllowDuplicate).await.unwrap()
+}
+
+#[tokio::test]
+async fn start_admits_and_is_idempotent_per_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    assert!(matches!(start(&store, exec("a", "r1", "q", 3, 0)).await, StartOutcome::Created(_)));
+    // Same request id: the existing run.
+    let mut again = exec("a", "r2", "q", 3, 0);
+    again.request_id = Some("req-r1".into());
+    assert!(matches!(start(&store, again).await, StartOutcome::Existing(v) if v.value.run_id == "r1"));
+    // Another request while running: rejected by the conflict policy.
+    assert!(matches!(start(&store, exec("a", "r3", "q", 3, 0)).await, StartOutcome::Rejected(m) if m.contains("already running")));
+    let got = store.get("a", None).await.unwrap().unwrap();
+    assert_eq!((got.value.run_id.as_str(), got.version), ("r1", 1));
+}
+
+#[tokio::test]
+async fn updates_are_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    start(&store, exec("a", "r1", "q", 3, 0)).await;
+    let mut e = store.get("a", Some("r1")).await.unwrap().unwrap();
+    e.value.request_cancel(5).unwrap();
+    let v2 = store.update(e.value.clone(), e.version, vec![h("cancelled")]).await.unwrap();
+    assert_eq!(v2, 2);
+    let stale = store.update(e.value.clone(), e.version, vec![]).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(r)) if r == "r1"));
+    let history: Vec<String> = store.history("r1").await.unwrap().into_iter().map(|h| h.kind).collect();
+    assert_eq!(history, ["scheduled", "cancelled"]);
+    assert_eq!(store.get("a", None).await.unwrap().unwrap().value.status, Status::Cancelled);
+}
+
+#[tokio::test]
+async fn claims_follow_priority_then_age_and_respect_backoff_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    start(&store, exec("low", "r1", "q", 5, 0)).await;
+    start(&store, exec("old", "r2", "q", 3, 0)).await;
+    start(&store, exec("new", "r3", "q", 3, 1)).await;
+    start(&store, exec("urgent", "r4", "q", 1, 2)).await;
+    start(&store, exec("other", "r5", "elsewhere", 1, 0)).await;
+    let mut later = exec("later", "r6", "q", 1, 0);
+    later.attempt_scheduled_at = 1_000; // in a backoff
+    start(&store, later).await;
+
+    let claimed = store.claim("q", None, "host/w", 3, 10).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|c| c.value.activity_id.as_str()).collect();
+    assert_eq!(ids, ["urgent", "old", "new"]);
+    assert!(claimed.iter().all(|c| c.value.status == Status::Started && c.value.worker.as_deref() == Some("host/w")));
+    assert_eq!(store.next_dispatch("q", None).await.unwrap(), Some(0), "low is still waiting");
+    assert!(store.claim("q", Some(vec!["nope".into()]), "w", 10, 10).await.unwrap().is_empty());
+    let rest = store.claim("q", Some(vec!["t".into()]), "w", 10, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(store.next_dispatch("q", None).await.unwrap(), Some(1_000));
+    assert_eq!(store.claim("q", None, "w", 10, 1_000).await.unwrap()[0].value.activity_id, "later");
+    let stats = store.queue_stats("q").await.unwrap();
+    assert_eq!((stats.backlog, stats.running), (0, 5));
+    assert_eq!(store.started_by("host/").await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn deadlines_are_indexed_for_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    start(&store, exec("a", "r1", "q", 3, 0)).await;
+    assert_eq!(store.next_deadline().await.unwrap(), None, "a scheduled attempt without s2s/s2c has no deadline");
+    store.claim("q", None, "w", 1, 100).await.unwrap();
+    assert_eq!(store.next_deadline().await.unwrap(), Some(10_100));
+    assert!(store.due(10_099, 10).await.unwrap().is_empty());
+    assert_eq!(store.due(10_100, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn logs_history_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    for i in 0..5 {
+        start(&store, exec(&format!("a{i}"), &format!("r{i}"), "q", 3, i)).await;
+    }
+    let log = LogEntry { at: 1, attempt: 1, level: "info".into(), message: "hi".into(), fields: vec![("k".into(), "v".into())] };
+    store.append_logs("r0", vec![log.clone()]).await.unwrap();
+    assert_eq!(store.logs("r0").await.unwrap(), [log]);
+
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = store.list(ListFilter { page_size: 2, page_token: token, ..ListFilter::default() }).await.unwrap();
+        seen.extend(page.into_iter().map(|e| e.activity_id));
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a4", "a3", "a2", "a1", "a0"]);
+    let bad = store.list(ListFilter { page_token: Some("x".into()), page_size: 2, ..ListFilter::default() }).await;
+    assert!(matches!(bad, Err(StoreError::BadPageToken)));
+    let (started, _) = store.list(ListFilter { status: Some(Status::Started), page_size: 10, ..ListFilter::default() }).await.unwrap();
+    assert!(started.is_empty());
+}
+
+#[tokio::test]
+async fn state_and_secret_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let secret = {
+        let store = SqliteStore::open(&path).unwrap();
+        start(&store, exec("a", "r1", "q", 3, 0)).await;
+        store.secret().await.unwrap()
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.secret().await.unwrap(), secret);
+    assert_eq!(secret.len(), 32);
+    assert_eq!(store.get("a", None).await.unwrap().unwrap().value.input, Payload::json(&"a"));
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).err().unwrap().to_string();
+    assert!(err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"), "{err}");
+}

@@ -4,7 +4,9 @@
 pub mod activity;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod payload;
 pub mod sandbox;
 pub mod store;
+pub mod token;
 pub mod util;

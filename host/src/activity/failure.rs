@@ -67,6 +67,24 @@ impl Failure {
         }
     }
 
+    /// An application error reported by a guest, worker or client.
+    pub fn application(
+        error_type: &str,
+        message: &str,
+        non_retryable: bool,
+        details: Option<Payload>,
+        next_retry_delay: Option<Duration>,
+    ) -> Failure {
+        Failure {
+            source: FailureSource::Application,
+            error_type: error_type.to_string(),
+            message: message.to_string(),
+            non_retryable,
+            details,
+            next_retry_delay,
+        }
+    }
+
     pub fn timeout(t: TimeoutType) -> Failure {
         let what = match t {
             TimeoutType::ScheduleToClose => "the execution ran past its schedule-to-close timeout",

@@ -1,0 +1,99 @@
+//! One dispatcher per task queue this host serves: it claims waiting
+//! attempts from the store only when worker slots are free (the rest wait
+//! in the persistent backlog) and hands each to the sandbox.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{Quota, RateLimiter};
+
+use super::{Engine, Queue, attempt};
+
+/// Most attempts claimed in one store operation.
+const BATCH: usize = 256;
+
+pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
+    let limiter = queue
+        .rate_limit
+        .filter(|r| *r > 0.0)
+        .map(|r| RateLimiter::direct(Quota::with_period(Duration::from_secs_f64(1.0 / r)).unwrap().allow_burst(NonZeroU32::MIN)));
+    let paused = queue.rate_limit == Some(0.0);
+    let wake = engine.queue_notify(&queue.name);
+    let mut shutdown = engine.shutdown.subscribe();
+    loop {
+        if engine.is_shutting_down() {
+            return;
+        }
+        if paused {
+            let _ = shutdown.changed().await;
+            continue;
+        }
+        // Hold one slot before claiming, so nothing is started without one.
+        let first = tokio::select! {
+            p = queue.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => continue,
+        };
+        let mut limit = (1 + queue.slots.available_permits()).min(BATCH);
+        let types = eligible_types(&engine, &queue, &mut limit);
+        if let Some(l) = &limiter {
+            l.until_ready().await;
+            limit = 1;
+        }
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let claimed = if types.is_empty() {
+            Ok(Vec::new())
+        } else {
+            engine.store.claim(&queue.name, Some(types.clone()), &engine.worker_id, limit, engine.clock.now()).await
+        };
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(queue = %queue.name, "claim failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            drop(first);
+            let next = if types.is_empty() { None } else { engine.store.next_dispatch(&queue.name, Some(types)).await.ok().flatten() };
+            let sleep = next.map_or(Duration::from_secs(30), |t| Duration::from_millis(t.saturating_sub(engine.clock.now())));
+            tokio::select! {
+                () = tokio::time::sleep(sleep.min(Duration::from_secs(30))) => {}
+                () = &mut notified => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut slot = Some(first);
+        for exec in claimed {
+            let permit = match slot.take() {
+                Some(p) => p,
+                None => queue.slots.clone().try_acquire_owned().expect("slots counted before the claim"),
+            };
+            let type_permit = engine.types.get(&exec.value.activity_type).and_then(|t| t.slots.clone()).map(|s| {
+                s.try_acquire_owned().expect("type slots counted before the claim")
+            });
+            tokio::spawn(attempt::run(engine.clone(), exec, (permit, type_permit)));
+        }
+    }
+}
+
+/// The types to claim now: those without a per-type cap, and capped ones
+/// with a free slot (the batch shrinks to the smallest free count).
+fn eligible_types(engine: &Engine, queue: &Queue, limit: &mut usize) -> Vec<String> {
+    let mut types = Vec::with_capacity(queue.types.len());
+    for name in &queue.types {
+        match engine.types.get(name).and_then(|t| t.slots.as_ref()) {
+            None => types.push(name.clone()),
+            Some(s) if s.available_permits() > 0 => {
+                *limit = (*limit).min(s.available_permits());
+                types.push(name.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    types
+}

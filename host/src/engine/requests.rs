@@ -1,0 +1,53 @@
+//! The engine's request and response types.
+
+use std::time::Duration;
+
+use crate::activity::{ConflictPolicy, Execution, RetryPolicy, ReusePolicy, Timeouts};
+use crate::payload::Payload;
+use crate::store::{HistoryEntry, LogEntry};
+
+/// A request to schedule an execution.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// Generated when absent.
+    pub activity_id: Option<String>,
+    pub activity_type: String,
+    /// Default: the type's first configured queue, else `default`.
+    pub task_queue: Option<String>,
+    pub input: Option<Payload>,
+    /// Override the type's defaults field by field.
+    pub timeouts: Timeouts,
+    pub retry: Option<RetryPolicy>,
+    /// 1 (first) ..= 5; default 3.
+    pub priority: Option<u8>,
+    /// Makes the start idempotent: the same request id returns the same run.
+    pub request_id: Option<String>,
+    pub conflict: ConflictPolicy,
+    pub reuse: ReusePolicy,
+    pub cancel_grace: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartResponse {
+    pub activity_id: String,
+    pub run_id: String,
+    /// False when an existing run was returned.
+    pub created: bool,
+}
+
+/// Which attempt a completion, failure or heartbeat is about.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A task token: names one attempt; stale after a retry.
+    Token(String),
+    /// The current attempt of the latest (or given) run of an id.
+    Id { activity_id: String, run_id: Option<String> },
+}
+
+/// Everything known about one execution.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub execution: Execution,
+    pub history: Vec<HistoryEntry>,
+    pub logs: Vec<LogEntry>,
+}

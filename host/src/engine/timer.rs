@@ -1,0 +1,61 @@
+//! The durable timer: executions carry their next deadline in the store;
+//! this loop sleeps until the earliest one, applies every due deadline and
+//! goes back to sleep. Nothing is cancelled when an execution moves on: a
+//! stale deadline finds nothing due (`Execution::on_timer` returns `None`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::Engine;
+
+/// Deadlines handled per store read.
+const BATCH: usize = 512;
+/// Re-read the store at least this often, whatever the wakeups say.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+pub(super) async fn run(engine: Arc<Engine>) {
+    let mut shutdown = engine.shutdown.subscribe();
+    loop {
+        if engine.is_shutting_down() {
+            return;
+        }
+        let full = match fire_due(&engine).await {
+            Ok(n) => n == BATCH,
+            Err(e) => {
+                tracing::error!("timer: {e}");
+                false
+            }
+        };
+        if full {
+            continue;
+        }
+        let next = engine.store.next_deadline().await.ok().flatten();
+        engine.timer_next.store(next.unwrap_or(u64::MAX), Ordering::Release);
+        let now = engine.clock.now();
+        let sleep = next.map_or(MAX_SLEEP, |t| Duration::from_millis(t.saturating_sub(now))).min(MAX_SLEEP);
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = engine.timer_wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn fire_due(engine: &Arc<Engine>) -> Result<usize, crate::store::StoreError> {
+    let now = engine.clock.now();
+    let due = engine.store.due(now, BATCH).await?;
+    let n = due.len();
+    for v in due {
+        let (activity_id, run_id) = (v.value.activity_id.clone(), v.value.run_id.clone());
+        let result = engine
+            .mutate(&activity_id, Some(&run_id), Some(v), |e, now| {
+                e.on_timer(now).ok_or(crate::activity::Reject::NotDispatchable { activity_id: e.activity_id.clone() })
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(%activity_id, "timer found nothing to do: {e}");
+        }
+    }
+    Ok(n)
+}

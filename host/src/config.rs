@@ -41,6 +41,26 @@ pub struct ServerConfig {
     pub host_id: Option<String>,
     /// Cap on payloads and heartbeat details.
     pub max_payload: ByteSize,
+    /// Bearer-token auth on every RPC; off when absent.
+    pub auth: Option<AuthConfig>,
+    /// TLS for the gRPC endpoint; plain HTTP/2 when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Hex SHA-256 of each accepted token (`sluice hash-token` prints it).
+    pub tokens_sha256: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (relative to the config file).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +69,8 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:7233".parse().unwrap(),
             host_id: None,
             max_payload: ByteSize::mib(2),
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -255,6 +277,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(auth) = &self.server.auth {
+            if auth.tokens_sha256.is_empty() {
+                return Err("server.auth.tokens_sha256: list at least one token hash".into());
+            }
+            for h in &auth.tokens_sha256 {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "server.auth.tokens_sha256: {h:?} is not a hex SHA-256 (run `sluice hash-token` to make one)"
+                    ));
+                }
+            }
+        }
         for (name, queue) in &self.queues {
             if let Some(rate) = queue.rate_limit {
                 if !(rate >= 0.0 && rate.is_finite()) {
@@ -289,6 +323,10 @@ impl Config {
             }
         };
         join(&mut self.store.path);
+        if let Some(tls) = &mut self.server.tls {
+            join(&mut tls.cert);
+            join(&mut tls.key);
+        }
         if let Some(dir) = &mut self.sandbox.cache_dir {
             join(dir);
         }

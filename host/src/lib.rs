@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md for the map of modules.
 
 pub mod activity;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -8,7 +8,10 @@ macro_rules! say {
     }};
 }
 
+mod client;
+mod commands;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -29,6 +32,33 @@ pub enum Command {
     /// its outcome, heartbeats and progress as they happen (the dev loop for
     /// writing activities).
     Run(run::RunArgs),
+    /// Run the host: task queues, durable timers, retries, the WASM
+    /// workers and the gRPC API, on the embedded store.
+    Serve(serve::ServeArgs),
+    /// Start an activity execution.
+    Start(commands::StartArgs),
+    /// Show an execution: status, timings, failure, heartbeat, history, logs.
+    Describe(commands::IdArgs),
+    /// Print an execution's result, waiting for it to close.
+    Result(commands::ResultArgs),
+    /// Follow an execution live: transitions, progress, heartbeats.
+    Watch(commands::IdArgs),
+    /// List executions, newest first.
+    List(commands::ListArgs),
+    /// Request cancellation (immediate if the execution is still scheduled).
+    Cancel(commands::IdArgs),
+    /// End an execution without asking its attempt.
+    Terminate(commands::TerminateArgs),
+    /// Complete a started attempt (by task token or activity id).
+    Complete(commands::CompleteArgs),
+    /// Fail a started attempt; the retry policy decides what follows.
+    Fail(commands::FailArgs),
+    /// Heartbeat a started attempt; prints whether cancellation was requested.
+    Heartbeat(commands::HeartbeatArgs),
+    /// Show a task queue: backlog, running attempts, free slots.
+    Queue(commands::QueueArgs),
+    /// Print the SHA-256 of a bearer token, for `server.auth.tokens_sha256`.
+    HashToken(commands::HashTokenArgs),
 }
 
 /// Exit codes of `sluice run`, documented in its `--help`.
@@ -42,7 +72,9 @@ pub enum Exit {
     ApplicationError = 3,
     Pending = 4,
     Cancelled = 5,
+    /// A sandbox failure (`run`) or a timeout (`result`).
     SandboxFailure = 6,
+    Terminated = 7,
 }
 
 impl From<Exit> for ExitCode {
@@ -65,6 +97,19 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Start(a) => commands::start(a).await,
+            Command::Describe(a) => commands::describe(a).await,
+            Command::Result(a) => commands::result(a).await,
+            Command::Watch(a) => commands::watch(a).await,
+            Command::List(a) => commands::list(a).await,
+            Command::Cancel(a) => commands::cancel(a).await,
+            Command::Terminate(a) => commands::terminate(a).await,
+            Command::Complete(a) => commands::complete(a).await,
+            Command::Fail(a) => commands::fail(a).await,
+            Command::Heartbeat(a) => commands::heartbeat(a).await,
+            Command::Queue(a) => commands::queue(a).await,
+            Command::HashToken(a) => commands::hash_token(a),
         }
     });
     match result {

@@ -67,8 +67,10 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
             }
             continue;
         }
+        let now = engine.clock.now();
         let mut slot = Some(first);
         for exec in claimed {
+            engine.after_claim(&exec.value, now);
             let permit = match slot.take() {
                 Some(p) => p,
                 None => queue.slots.clone().try_acquire_owned().expect("slots counted before the claim"),

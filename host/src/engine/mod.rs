@@ -10,6 +10,7 @@ mod events;
 mod mutate;
 mod requests;
 mod timer;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -27,6 +28,7 @@ use crate::token::TokenSigner;
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
 pub use requests::{Description, StartRequest, StartResponse, Target};
+pub use worker::{EXTERNAL_PREFIX, PolledTask};
 
 /// The time source; the state machine itself is pure, the engine reads
 /// the clock once per operation.
@@ -199,12 +201,9 @@ impl Engine {
         self.events.subscribe()
     }
 
-    /// Queue name → (slots, types) of the queues this host runs WASM for.
-    pub fn served_queue(&self, name: &str) -> Option<(usize, usize, Vec<String>)> {
-        self.queues
-            .iter()
-            .find(|q| q.name == name)
-            .map(|q| (q.slots.available_permits(), q.rate_limit.map_or(0, |_| 1), q.types.clone()))
+    /// (free slots, types) of a queue this host runs WASM workers for.
+    pub fn served_queue(&self, name: &str) -> Option<(usize, Vec<String>)> {
+        self.queues.iter().find(|q| q.name == name).map(|q| (q.slots.available_permits(), q.types.clone()))
     }
 
     fn queue_notify(&self, queue: &str) -> Arc<Notify> {
@@ -230,6 +229,11 @@ impl Engine {
 
     fn type_defaults(&self, activity_type: &str) -> Option<&ActivityConfig> {
         self.types.get(activity_type).map(|t| &t.config)
+    }
+
+    /// The retry policy of a type (its config, else the defaults).
+    pub fn retry_defaults(&self, activity_type: &str) -> RetryPolicy {
+        self.default_retry(activity_type)
     }
 
     fn default_retry(&self, activity_type: &str) -> RetryPolicy {

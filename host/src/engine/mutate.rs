@@ -21,7 +21,7 @@ pub const MAX_NAME: usize = 256;
 /// Attempts of an optimistic update before giving up.
 const MAX_RETRIES: usize = 32;
 
-fn check_name(what: &str, value: &str) -> Result<(), EngineError> {
+pub(super) fn check_name(what: &str, value: &str) -> Result<(), EngineError> {
     if value.is_empty() {
         return Err(EngineError::Invalid(format!("{what} must not be empty")));
     }

@@ -1,0 +1,193 @@
+//! Conversions between the protobuf messages and the engine's types, with
+//! input validation (bad values are INVALID_ARGUMENT).
+
+use std::time::Duration;
+
+use tonic::Status;
+
+use super::pb;
+use crate::activity::{self, ConflictPolicy, Execution, Failure, Millis, RetryPolicy, ReusePolicy};
+use crate::engine::{EngineError, Target};
+use crate::payload::{JSON, Payload};
+use crate::store::{HistoryEntry, LogEntry};
+
+pub fn status_of(e: EngineError) -> Status {
+    match e {
+        EngineError::Invalid(m) => Status::invalid_argument(m),
+        EngineError::NotFound(m) => Status::not_found(m),
+        EngineError::AlreadyExists(m) => Status::already_exists(m),
+        EngineError::Precondition(m) => Status::failed_precondition(m),
+        EngineError::TooLarge(m) => Status::resource_exhausted(m),
+        EngineError::BadToken(m) => Status::permission_denied(m),
+        EngineError::Internal(m) => Status::internal(m),
+    }
+}
+
+pub fn duration(d: Option<prost_types::Duration>, field: &str) -> Result<Option<Duration>, Status> {
+    let Some(d) = d else { return Ok(None) };
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(Status::invalid_argument(format!("{field} must not be negative")));
+    }
+    Ok(Some(Duration::new(d.seconds as u64, d.nanos as u32)).filter(|d| !d.is_zero()))
+}
+
+pub fn pb_duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
+}
+
+pub fn payload(p: Option<pb::Payload>) -> Option<Payload> {
+    p.map(|p| Payload { encoding: if p.encoding.is_empty() { JSON.to_string() } else { p.encoding }, data: p.data })
+}
+
+pub fn pb_payload(p: &Payload) -> pb::Payload {
+    pb::Payload { encoding: p.encoding.clone(), data: p.data.clone() }
+}
+
+pub fn pb_status(s: activity::Status) -> pb::ActivityStatus {
+    use activity::Status::*;
+    match s {
+        Scheduled => pb::ActivityStatus::Scheduled,
+        Started => pb::ActivityStatus::Started,
+        Completed => pb::ActivityStatus::Completed,
+        Failed => pb::ActivityStatus::Failed,
+        Cancelled => pb::ActivityStatus::Cancelled,
+        Terminated => pb::ActivityStatus::Terminated,
+        TimedOut => pb::ActivityStatus::TimedOut,
+    }
+}
+
+pub fn status_filter(s: i32) -> Result<Option<activity::Status>, Status> {
+    use activity::Status::*;
+    let status = pb::ActivityStatus::try_from(s).map_err(|_| Status::invalid_argument(format!("unknown status {s}")))?;
+    Ok(match status {
+        pb::ActivityStatus::Unspecified => None,
+        pb::ActivityStatus::Scheduled => Some(Scheduled),
+        pb::ActivityStatus::Started => Some(Started),
+        pb::ActivityStatus::Completed => Some(Completed),
+        pb::ActivityStatus::Failed => Some(Failed),
+        pb::ActivityStatus::Cancelled => Some(Cancelled),
+        pb::ActivityStatus::Terminated => Some(Terminated),
+        pb::ActivityStatus::TimedOut => Some(TimedOut),
+    })
+}
+
+pub fn conflict(v: i32) -> Result<ConflictPolicy, Status> {
+    match pb::IdConflictPolicy::try_from(v) {
+        Ok(pb::IdConflictPolicy::Unspecified | pb::IdConflictPolicy::Fail) => Ok(ConflictPolicy::Fail),
+        Ok(pb::IdConflictPolicy::UseExisting) => Ok(ConflictPolicy::UseExisting),
+        Err(_) => Err(Status::invalid_argument(format!("unknown id_conflict_policy {v}"))),
+    }
+}
+
+pub fn reuse(v: i32) -> Result<ReusePolicy, Status> {
+    match pb::IdReusePolicy::try_from(v) {
+        Ok(pb::IdReusePolicy::Unspecified | pb::IdReusePolicy::AllowDuplicate) => Ok(ReusePolicy::AllowDuplicate),
+        Ok(pb::IdReusePolicy::AllowDuplicateFailedOnly) => Ok(ReusePolicy::AllowDuplicateFailedOnly),
+        Ok(pb::IdReusePolicy::RejectDuplicate) => Ok(ReusePolicy::RejectDuplicate),
+        Err(_) => Err(Status::invalid_argument(format!("unknown id_reuse_policy {v}"))),
+    }
+}
+
+/// A retry policy from the request; unset fields take `defaults`.
+pub fn retry_policy(p: pb::RetryPolicy, defaults: RetryPolicy) -> Result<RetryPolicy, Status> {
+    let policy = RetryPolicy {
+        initial_interval: duration(p.initial_interval, "retry_policy.initial_interval")?.unwrap_or(defaults.initial_interval),
+        backoff_coefficient: if p.backoff_coefficient == 0.0 { defaults.backoff_coefficient } else { p.backoff_coefficient },
+        maximum_interval: duration(p.maximum_interval, "retry_policy.maximum_interval")?.or(defaults.maximum_interval),
+        maximum_attempts: p.maximum_attempts,
+        non_retryable_error_types: if p.non_retryable_error_types.is_empty() {
+            defaults.non_retryable_error_types
+        } else {
+            p.non_retryable_error_types
+        },
+    };
+    policy.validate().map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(policy)
+}
+
+pub fn pb_retry(p: &RetryPolicy) -> pb::RetryPolicy {
+    pb::RetryPolicy {
+        initial_interval: Some(pb_duration(p.initial_interval)),
+        backoff_coefficient: p.backoff_coefficient,
+        maximum_interval: Some(pb_duration(p.maximum_interval())),
+        maximum_attempts: p.maximum_attempts,
+        non_retryable_error_types: p.non_retryable_error_types.clone(),
+    }
+}
+
+pub fn pb_failure(f: &Failure) -> pb::Failure {
+    let source = serde_json::to_value(&f.source).ok();
+    pb::Failure {
+        source: source.as_ref().and_then(|v| v["kind"].as_str()).unwrap_or("application").to_string(),
+        error_type: f.error_type.clone(),
+        message: f.message.clone(),
+        non_retryable: f.non_retryable,
+        details: f.details.as_ref().map(pb_payload),
+        next_retry_delay: f.next_retry_delay.map(pb_duration),
+    }
+}
+
+pub fn execution(e: &Execution) -> pb::ActivityExecution {
+    pb::ActivityExecution {
+        activity_id: e.activity_id.clone(),
+        run_id: e.run_id.clone(),
+        activity_type: e.activity_type.clone(),
+        task_queue: e.task_queue.clone(),
+        status: pb_status(e.status) as i32,
+        attempt: e.attempt,
+        priority: e.priority as u32,
+        scheduled_time: Some(timestamp(e.scheduled_at)),
+        current_attempt_scheduled_time: Some(timestamp(e.attempt_scheduled_at)),
+        started_time: e.started_at.map(timestamp),
+        close_time: e.closed_at.map(timestamp),
+        last_heartbeat_time: e.last_heartbeat_at.map(timestamp),
+        heartbeat_details: e.heartbeat_details.as_ref().map(pb_payload),
+        progress: e.progress.as_ref().map(|p| pb::Progress {
+            percent: p.percent,
+            message: p.message.clone(),
+            time: Some(timestamp(p.at)),
+        }),
+        last_failure: e.last_failure.as_ref().map(pb_failure),
+        last_worker: e.worker.clone().unwrap_or_default(),
+        cancel_requested: e.cancel_requested_at.is_some(),
+        pending_async: e.pending_async,
+        result: e.result.as_ref().map(pb_payload),
+        timeout_type: e
+            .timeout_type
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        schedule_to_close_timeout: e.timeouts.schedule_to_close.map(pb_duration),
+        schedule_to_start_timeout: e.timeouts.schedule_to_start.map(pb_duration),
+        start_to_close_timeout: e.timeouts.start_to_close.map(pb_duration),
+        heartbeat_timeout: e.timeouts.heartbeat.map(pb_duration),
+        retry_policy: Some(pb_retry(&e.retry)),
+    }
+}
+
+pub fn history(h: &HistoryEntry) -> pb::HistoryEvent {
+    pb::HistoryEvent { time: Some(timestamp(h.at)), attempt: h.attempt, kind: h.kind.clone(), detail_json: h.detail.to_string() }
+}
+
+pub fn log(l: &LogEntry) -> pb::LogRecord {
+    pb::LogRecord {
+        time: Some(timestamp(l.at)),
+        attempt: l.attempt,
+        level: l.level.clone(),
+        message: l.message.clone(),
+        fields: l.fields.iter().cloned().collect(),
+    }
+}
+
+/// The completion target of a request's `oneof target`.
+pub fn target(token: Option<String>, activity: Option<pb::ActivityRef>) -> Result<Target, Status> {
+    match (token, activity) {
+        (Some(t), _) if !t.is_empty() => Ok(Target::Token(t)),
+        (_, Some(a)) => Ok(Target::Id { activity_id: a.activity_id, run_id: Some(a.run_id).filter(|r| !r.is_empty()) }),
+        _ => Err(Status::invalid_argument("set task_token or activity")),
+    }
+}

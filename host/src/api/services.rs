@@ -1,0 +1,359 @@
+//! The four gRPC services, thin over the engine.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, status_of};
+use super::pb;
+use crate::activity::{Failure, Timeouts};
+use crate::engine::{Engine, EventKind, StartRequest, Target};
+use crate::store::ListFilter;
+
+/// Longest GetActivityResult wait.
+const MAX_RESULT_WAIT: Duration = Duration::from_secs(300);
+/// Longest PollActivityTask wait.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+/// Largest and default ListActivities page.
+const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+pub struct Api {
+    pub engine: Arc<Engine>,
+}
+
+fn opt(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+fn required(what: &str, s: &str) -> Result<(), Status> {
+    if s.is_empty() {
+        return Err(Status::invalid_argument(format!("{what} is required")));
+    }
+    Ok(())
+}
+
+/// The `oneof target` of a completion request.
+macro_rules! target {
+    ($req:expr, $module:ident) => {
+        match $req.target {
+            Some(pb::$module::Target::TaskToken(t)) => convert::target(Some(t), None),
+            Some(pb::$module::Target::Activity(a)) => convert::target(None, Some(a)),
+            None => convert::target(None, None),
+        }
+    };
+}
+
+#[tonic::async_trait]
+impl pb::activity_service_server::ActivityService for Api {
+    async fn start_activity(
+        &self,
+        request: Request<pb::StartActivityRequest>,
+    ) -> Result<Response<pb::StartActivityResponse>, Status> {
+        let r = request.into_inner();
+        required("activity_type", &r.activity_type)?;
+        let retry = match r.retry_policy {
+            Some(p) => Some(convert::retry_policy(p, self.engine_default_retry(&r.activity_type))?),
+            None => None,
+        };
+        let priority = u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
+        let req = StartRequest {
+            activity_id: opt(r.activity_id),
+            activity_type: r.activity_type,
+            task_queue: opt(r.task_queue),
+            input: convert::payload(r.input),
+            timeouts: Timeouts {
+                schedule_to_close: convert::duration(r.schedule_to_close_timeout, "schedule_to_close_timeout")?,
+                schedule_to_start: convert::duration(r.schedule_to_start_timeout, "schedule_to_start_timeout")?,
+                start_to_close: convert::duration(r.start_to_close_timeout, "start_to_close_timeout")?,
+                heartbeat: convert::duration(r.heartbeat_timeout, "heartbeat_timeout")?,
+            },
+            retry,
+            priority: Some(priority),
+            request_id: opt(r.request_id),
+            conflict: convert::conflict(r.id_conflict_policy)?,
+            reuse: convert::reuse(r.id_reuse_policy)?,
+            cancel_grace: None,
+        };
+        let started = self.engine.start_activity(req).await.map_err(status_of)?;
+        Ok(Response::new(pb::StartActivityResponse {
+            activity_id: started.activity_id,
+            run_id: started.run_id,
+            started: started.created,
+        }))
+    }
+
+    async fn describe_activity(
+        &self,
+        request: Request<pb::DescribeActivityRequest>,
+    ) -> Result<Response<pb::DescribeActivityResponse>, Status> {
+        let r = request.into_inner();
+        required("activity_id", &r.activity_id)?;
+        let d = self.engine.describe(&r.activity_id, opt(r.run_id).as_deref()).await.map_err(status_of)?;
+        Ok(Response::new(pb::DescribeActivityResponse {
+            execution: Some(convert::execution(&d.execution)),
+            history: d.history.iter().map(convert::history).collect(),
+            logs: d.logs.iter().map(convert::log).collect(),
+        }))
+    }
+
+    async fn get_activity_result(
+        &self,
+        request: Request<pb::GetActivityResultRequest>,
+    ) -> Result<Response<pb::GetActivityResultResponse>, Status> {
+        let r = request.into_inner();
+        required("activity_id", &r.activity_id)?;
+        let wait = convert::duration(r.wait, "wait")?.unwrap_or_default().min(MAX_RESULT_WAIT);
+        let e = self.engine.wait_closed(&r.activity_id, opt(r.run_id).as_deref(), wait).await.map_err(status_of)?;
+        Ok(Response::new(pb::GetActivityResultResponse {
+            closed: e.status.is_closed(),
+            execution: Some(convert::execution(&e)),
+        }))
+    }
+
+    type WatchActivityStream = Pin<Box<dyn Stream<Item = Result<pb::WatchActivityEvent, Status>> + Send>>;
+
+    async fn watch_activity(
+        &self,
+        request: Request<pb::WatchActivityRequest>,
+    ) -> Result<Response<Self::WatchActivityStream>, Status> {
+        let r = request.into_inner();
+        required("activity_id", &r.activity_id)?;
+        let engine = self.engine.clone();
+        let mut events = engine.subscribe();
+        let run_id = opt(r.run_id);
+        let snapshot = engine.describe(&r.activity_id, run_id.as_deref()).await.map_err(status_of)?.execution;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let snap = |e: &crate::activity::Execution| pb::WatchActivityEvent {
+                time: Some(convert::timestamp(engine.now())),
+                attempt: e.attempt,
+                event: Some(pb::watch_activity_event::Event::Snapshot(convert::execution(e))),
+            };
+            if tx.send(Ok(snap(&snapshot))).await.is_err() || snapshot.status.is_closed() {
+                return;
+            }
+            loop {
+                let ev = match events.recv().await {
+                    Ok(ev) if ev.run_id == snapshot.run_id => ev,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind: send a fresh snapshot instead of the missed events.
+                        let Ok(d) = engine.describe(&snapshot.activity_id, Some(&snapshot.run_id)).await else { return };
+                        if tx.send(Ok(snap(&d.execution))).await.is_err() || d.execution.status.is_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                let (event, closed) = match ev.kind {
+                    EventKind::Transition { transition, status } => (
+                        pb::watch_activity_event::Event::Transition(pb::Transition {
+                            kind: transition,
+                            status: convert::pb_status(status) as i32,
+                        }),
+                        status.is_closed(),
+                    ),
+                    EventKind::Progress { percent, message } => (
+                        pb::watch_activity_event::Event::Progress(pb::Progress {
+                            percent,
+                            message,
+                            time: Some(convert::timestamp(ev.at)),
+                        }),
+                        false,
+                    ),
+                    EventKind::Heartbeat { details } => (
+                        pb::watch_activity_event::Event::Heartbeat(pb::Heartbeat {
+                            details: details.as_ref().map(convert::pb_payload),
+                        }),
+                        false,
+                    ),
+                };
+                let msg = pb::WatchActivityEvent { time: Some(convert::timestamp(ev.at)), attempt: ev.attempt, event: Some(event) };
+                if tx.send(Ok(msg)).await.is_err() || closed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_activities(
+        &self,
+        request: Request<pb::ListActivitiesRequest>,
+    ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let r = request.into_inner();
+        if r.page_size > MAX_PAGE {
+            return Err(Status::invalid_argument(format!("page_size must be at most {MAX_PAGE}")));
+        }
+        let filter = ListFilter {
+            status: convert::status_filter(r.status)?,
+            activity_type: opt(r.activity_type),
+            task_queue: opt(r.task_queue),
+            page_token: opt(r.page_token),
+            page_size: if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size } as usize,
+        };
+        let (page, next) = self.engine.list(filter).await.map_err(status_of)?;
+        Ok(Response::new(pb::ListActivitiesResponse {
+            executions: page.iter().map(convert::execution).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn request_cancel_activity(
+        &self,
+        request: Request<pb::RequestCancelActivityRequest>,
+    ) -> Result<Response<pb::RequestCancelActivityResponse>, Status> {
+        let r = request.into_inner();
+        required("activity_id", &r.activity_id)?;
+        let status = self.engine.request_cancel(&r.activity_id, opt(r.run_id).as_deref()).await.map_err(status_of)?;
+        Ok(Response::new(pb::RequestCancelActivityResponse { status: convert::pb_status(status) as i32 }))
+    }
+
+    async fn terminate_activity(
+        &self,
+        request: Request<pb::TerminateActivityRequest>,
+    ) -> Result<Response<pb::TerminateActivityResponse>, Status> {
+        let r = request.into_inner();
+        required("activity_id", &r.activity_id)?;
+        if r.reason.len() > 4096 {
+            return Err(Status::invalid_argument("reason is over 4096 bytes"));
+        }
+        self.engine.terminate(&r.activity_id, opt(r.run_id).as_deref(), &r.reason).await.map_err(status_of)?;
+        Ok(Response::new(pb::TerminateActivityResponse {}))
+    }
+}
+
+impl Api {
+    fn engine_default_retry(&self, activity_type: &str) -> crate::activity::RetryPolicy {
+        self.engine.retry_defaults(activity_type)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::completion_service_server::CompletionService for Api {
+    async fn complete_activity(
+        &self,
+        request: Request<pb::CompleteActivityRequest>,
+    ) -> Result<Response<pb::CompleteActivityResponse>, Status> {
+        let r = request.into_inner();
+        let result = convert::payload(r.result.clone()).unwrap_or_else(|| crate::payload::Payload::json(&serde_json::Value::Null));
+        let target: Target = target!(r, complete_activity_request)?;
+        self.engine.complete(&target, result).await.map_err(status_of)?;
+        Ok(Response::new(pb::CompleteActivityResponse {}))
+    }
+
+    async fn fail_activity(
+        &self,
+        request: Request<pb::FailActivityRequest>,
+    ) -> Result<Response<pb::FailActivityResponse>, Status> {
+        let r = request.into_inner();
+        let f = r.failure.clone().ok_or_else(|| Status::invalid_argument("failure is required"))?;
+        if f.message.len() > 64 * 1024 || f.error_type.len() > 256 {
+            return Err(Status::invalid_argument("failure message (64 KiB) or error_type (256 bytes) too long"));
+        }
+        let failure = Failure::application(
+            &f.error_type,
+            &f.message,
+            f.non_retryable,
+            convert::payload(f.details),
+            convert::duration(f.next_retry_delay, "failure.next_retry_delay")?,
+        );
+        let target: Target = target!(r, fail_activity_request)?;
+        let status = self.engine.fail(&target, failure).await.map_err(status_of)?;
+        Ok(Response::new(pb::FailActivityResponse { status: convert::pb_status(status) as i32 }))
+    }
+
+    async fn report_activity_cancelled(
+        &self,
+        request: Request<pb::ReportActivityCancelledRequest>,
+    ) -> Result<Response<pb::ReportActivityCancelledResponse>, Status> {
+        let r = request.into_inner();
+        let details = convert::payload(r.details.clone());
+        let target: Target = target!(r, report_activity_cancelled_request)?;
+        self.engine.report_cancelled(&target, details).await.map_err(status_of)?;
+        Ok(Response::new(pb::ReportActivityCancelledResponse {}))
+    }
+
+    async fn record_heartbeat(
+        &self,
+        request: Request<pb::RecordHeartbeatRequest>,
+    ) -> Result<Response<pb::RecordHeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let details = convert::payload(r.details.clone());
+        let target: Target = target!(r, record_heartbeat_request)?;
+        let cancel_requested = self.engine.heartbeat(&target, details).await.map_err(status_of)?;
+        Ok(Response::new(pb::RecordHeartbeatResponse { cancel_requested }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::worker_service_server::WorkerService for Api {
+    async fn poll_activity_task(
+        &self,
+        request: Request<pb::PollActivityTaskRequest>,
+    ) -> Result<Response<pb::PollActivityTaskResponse>, Status> {
+        let r = request.into_inner();
+        required("task_queue", &r.task_queue)?;
+        required("identity", &r.identity)?;
+        if r.activity_types.len() > 100 {
+            return Err(Status::invalid_argument("at most 100 activity_types"));
+        }
+        let wait = convert::duration(r.wait, "wait")?.unwrap_or_default().min(MAX_POLL_WAIT);
+        let polled = self.engine.poll(&r.task_queue, &r.identity, r.activity_types, wait).await.map_err(status_of)?;
+        let task = polled.map(|t| {
+            let e = t.execution;
+            pb::ActivityTask {
+                task_token: t.task_token,
+                activity_id: e.activity_id.clone(),
+                run_id: e.run_id.clone(),
+                activity_type: e.activity_type.clone(),
+                attempt: e.attempt,
+                input: Some(convert::pb_payload(&e.input)),
+                heartbeat_details: e.heartbeat_details.as_ref().map(convert::pb_payload),
+                scheduled_time: Some(convert::timestamp(e.scheduled_at)),
+                started_time: e.started_at.map(convert::timestamp),
+                start_to_close_timeout: e.timeouts.start_to_close.map(convert::pb_duration),
+                heartbeat_timeout: e.timeouts.heartbeat.map(convert::pb_duration),
+            }
+        });
+        Ok(Response::new(pb::PollActivityTaskResponse { task }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::operator_service_server::OperatorService for Api {
+    async fn describe_task_queue(
+        &self,
+        request: Request<pb::DescribeTaskQueueRequest>,
+    ) -> Result<Response<pb::DescribeTaskQueueResponse>, Status> {
+        let r = request.into_inner();
+        required("task_queue", &r.task_queue)?;
+        let stats = self.engine.queue_stats(&r.task_queue).await.map_err(status_of)?;
+        let served = self.engine.served_queue(&r.task_queue);
+        Ok(Response::new(pb::DescribeTaskQueueResponse {
+            backlog: stats.backlog,
+            running: stats.running,
+            served_here: served.is_some(),
+            free_slots: served.as_ref().map_or(0, |s| s.0 as u32),
+            activity_types: served.map(|s| s.1).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_activity_types(
+        &self,
+        _request: Request<pb::ListActivityTypesRequest>,
+    ) -> Result<Response<pb::ListActivityTypesResponse>, Status> {
+        let activity_types = self
+            .engine
+            .activity_types()
+            .into_iter()
+            .map(|(name, component, component_hash, task_queues)| pb::ActivityType { name, component, component_hash, task_queues })
+            .collect();
+        Ok(Response::new(pb::ListActivityTypesResponse { activity_types }))
+    }
+}

@@ -1,0 +1,57 @@
+//! `sluice serve`: the host process: store, engine, gRPC API.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Exit;
+use crate::config::Config;
+use crate::engine::{Engine, SystemClock};
+use crate::store::SqliteStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The host configuration (see examples/sluice.toml).
+    #[arg(long, short, env = "SLUICE_CONFIG", default_value = "sluice.toml")]
+    pub config: PathBuf,
+
+    /// Listen on this address instead of the configured one (port 0 picks
+    /// a free port; the chosen address is printed).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// How long running attempts may take to finish on shutdown before
+    /// they are interrupted (they are retried on the next start).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let store = SqliteStore::open(&config.store.path)?;
+    let engine = Engine::start(&config, Arc::new(store), Arc::new(SystemClock)).await?;
+    let listener = crate::api::bind(config.server.listen).await?;
+    let addr = listener.local_addr()?;
+    say!(
+        "sluice serving on {addr} (host {}, store {}, {} activity types)",
+        engine.host_id(),
+        config.store.path.display(),
+        config.activities.len()
+    );
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        say!("shutting down");
+    };
+    crate::api::serve(engine.clone(), listener, &config.server, stop).await?;
+    engine.shutdown(args.shutdown_grace).await;
+    Ok(Exit::Completed)
+}

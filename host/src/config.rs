@@ -332,6 +332,12 @@ impl Config {
         }
         for a in self.activities.values_mut() {
             join(&mut a.component);
+            for spec in a.dirs.iter_mut().chain(a.dirs_rw.iter_mut()) {
+                if let Ok(mut grant) = DirGrant::parse(spec, false) {
+                    join(&mut grant.host);
+                    *spec = format!("{}::{}", grant.host.display(), grant.guest);
+                }
+            }
         }
     }
 

@@ -40,7 +40,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::activity_service_server::ActivityServiceServer<services::Api>>().await;
 
-    let mut server = Server::builder();
+    let mut server = Server::builder().layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("reading TLS certificate {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("reading TLS key {}", tls.key.display()))?;
@@ -68,6 +68,23 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// tonic reports a request over the size limit as OUT_OF_RANGE; gRPC (and
+/// our contract) says RESOURCE_EXHAUSTED. Errors before any response
+/// message travel in the headers ("trailers-only"), so a header rewrite
+/// suffices.
+fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Response<B> {
+    let headers = res.headers_mut();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    res
 }
 
 /// Binds the listen address with a clear error.

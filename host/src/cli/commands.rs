@@ -192,10 +192,13 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
         println!("result     {}", payload_json(&e.result));
     }
     if let Some(f) = &e.last_failure {
-        println!("failure    {} {}: {}{}", f.source, f.error_type, f.message, if f.non_retryable { " (non-retryable)" } else { "" });
+        println!("last failure  {} {}: {}{}", f.source, f.error_type, f.message, if f.non_retryable { " (non-retryable)" } else { "" });
     }
     if e.heartbeat_details.is_some() {
-        println!("heartbeat  {} at {}", payload_json(&e.heartbeat_details), show_time(&e.last_heartbeat_time));
+        println!("heartbeat  {}", payload_json(&e.heartbeat_details));
+    }
+    if e.last_heartbeat_time.is_some() {
+        println!("last beat  {}", show_time(&e.last_heartbeat_time));
     }
     if let Some(p) = &e.progress {
         println!("progress   {}{}", p.percent.map(|p| format!("{p:.0}% ")).unwrap_or_default(), p.message);
@@ -304,6 +307,8 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
             .expect("valid template")
             .progress_chars("=> "),
     );
+    // Without a terminal the bar is hidden; print the lines plainly instead.
+    let line = |text: String| if bar.is_hidden() { println!("{text}") } else { bar.println(text) };
     let mut last_status = 0;
     while let Some(ev) = stream.message().await.map_err(rpc_error)? {
         if a.conn.json {
@@ -318,13 +323,17 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
         } else {
             match &ev.event {
                 Some(Event::Snapshot(e)) => {
-                    bar.println(format!("{} {} is {} (attempt {})", e.activity_type, e.activity_id, status_name(e.status), e.attempt));
+                    line(format!("{} {} is {} (attempt {})", e.activity_type, e.activity_id, status_name(e.status), e.attempt));
                     if let Some(p) = &e.progress {
                         show_progress(&bar, p);
                     }
                 }
-                Some(Event::Transition(t)) => bar.println(format!("{:<16} attempt {}  → {}", t.kind, ev.attempt, status_name(t.status))),
+                Some(Event::Transition(t)) => line(format!("{:<16} attempt {}  → {}", t.kind, ev.attempt, status_name(t.status))),
+                Some(Event::Progress(p)) if bar.is_hidden() => {
+                    line(format!("progress  {}{}", p.percent.map(|p| format!("{p:.0}% ")).unwrap_or_default(), p.message))
+                }
                 Some(Event::Progress(p)) => show_progress(&bar, p),
+                Some(Event::Heartbeat(h)) if bar.is_hidden() => line(format!("heartbeat {}", payload_json(&h.details))),
                 Some(Event::Heartbeat(h)) => bar.set_message(format!("heartbeat {}", payload_json(&h.details))),
                 None => {}
             }

@@ -108,6 +108,11 @@ impl Engine {
         })?;
         let mut types = HashMap::new();
         for (name, a) in &config.activities {
+            for dir in &a.grants().dirs {
+                if !dir.host.is_dir() {
+                    anyhow::bail!("activity type {name}: cannot grant directory {}: it is not a directory", dir.host.display());
+                }
+            }
             let component = sandbox
                 .load(&a.component, a.fuel.is_some())
                 .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;

@@ -1,6 +1,8 @@
 //! Helpers shared by the sandbox tests.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::server::*;
+use sluice::api::pb::operator_service_client::OperatorServiceClient;
 use serde_json::json;
 use sluice::api::pb;
 use tonic::Code;

@@ -54,7 +54,9 @@ pub(super) async fn run(
     let mut run = tokio::spawn(tracing::Instrument::instrument(async move { component.run(req).await }, span));
 
     let interval = exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
-    let mut beat = Beats { pending: None, progress: None, last_flush: tokio::time::Instant::now(), interval };
+    // The first heartbeat is persisted at once, later ones at most every `interval`.
+    let long_ago = tokio::time::Instant::now().checked_sub(interval).unwrap_or_else(tokio::time::Instant::now);
+    let mut beat = Beats { pending: None, progress: None, last_flush: long_ago, interval };
     let mut logs = Vec::new();
     let mut version = Some(claimed);
     let report = loop {

@@ -11,7 +11,6 @@ use sluice_test_programs::{ASYNC_EMAIL, HELLO, MISBEHAVING, RESUMABLE};
 
 pub use pb::activity_service_client::ActivityServiceClient;
 pub use pb::completion_service_client::CompletionServiceClient;
-pub use pb::operator_service_client::OperatorServiceClient;
 
 /// The activity types every test server has; `extra` is appended.
 pub fn config(extra: &str) -> String {

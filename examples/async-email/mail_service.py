@@ -3,8 +3,8 @@
 
 It watches the outbox directory the async-email activity writes to, "sends"
 each email (prints it), and completes the activity over Sluice's gRPC API
-with the task token the activity handed out. Python stubs are generated
-from host/proto at start-up (needs `pip install grpcio grpcio-tools`).
+with the task token the activity handed out. It uses the Python stubs of
+clients/python/sluice_grpc.py (needs `pip install grpcio grpcio-tools`).
 
     python3 examples/async-email/mail_service.py --outbox examples/outbox
 """
@@ -13,31 +13,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_DIR = os.path.join(HERE, "..", "..", "host", "proto")
-
-
-def load_stubs():
-    """Compiles sluice.proto into a temporary package and imports it."""
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tempfile.mkdtemp(prefix="sluice-stubs-")
-    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main([
-        "protoc", f"-I{PROTO_DIR}", f"-I{well_known}",
-        f"--python_out={out}", f"--grpc_python_out={out}",
-        os.path.join(PROTO_DIR, "sluice", "v1", "sluice.proto"),
-    ])
-    if rc != 0:
-        sys.exit(f"cannot compile {PROTO_DIR}/sluice/v1/sluice.proto (protoc exit {rc})")
-    sys.path.insert(0, out)
-    from sluice.v1 import sluice_pb2, sluice_pb2_grpc  # noqa: E402
-    return sluice_pb2, sluice_pb2_grpc
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 
 
 def main():
@@ -50,10 +30,10 @@ def main():
     args = p.parse_args()
 
     import grpc
-    pb, rpc = load_stubs()
-    channel = grpc.insecure_channel(args.address)
-    completion = rpc.CompletionServiceStub(channel)
-    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
+    from sluice_grpc import channel, json_payload, metadata, pb, rpc
+
+    completion = rpc.CompletionServiceStub(channel(args.address))
+    auth = metadata(args.token)
 
     sent = 0
     deadline = time.time() + args.timeout
@@ -73,9 +53,9 @@ def main():
                 completion.CompleteActivity(
                     pb.CompleteActivityRequest(
                         task_token=message["task_token"],
-                        result=pb.Payload(encoding="json/plain", data=json.dumps(result).encode()),
+                        result=json_payload(result),
                     ),
-                    metadata=metadata,
+                    metadata=auth,
                 )
             except grpc.RpcError as e:
                 # A stale token (the attempt timed out and was retried) is

@@ -89,6 +89,16 @@ pub struct Engine {
     /// The deadline the timer loop sleeps until.
     timer_next: AtomicU64,
     shutdown: watch::Sender<bool>,
+    stats: Stats,
+}
+
+/// Counters since the engine started, for benchmarks and operators.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub started: AtomicU64,
+    pub completed: AtomicU64,
+    pub closed: AtomicU64,
+    pub pending_async: AtomicU64,
 }
 
 /// Name of the queue only this host serves (every configured type runs on
@@ -151,6 +161,7 @@ impl Engine {
             timer_wake: Notify::new(),
             timer_next: AtomicU64::new(u64::MAX),
             shutdown: watch::channel(false).0,
+            stats: Stats::default(),
         });
         engine.recover().await?;
         tokio::spawn(timer::run(engine.clone()));
@@ -243,6 +254,10 @@ impl Engine {
 
     fn default_retry(&self, activity_type: &str) -> RetryPolicy {
         self.type_defaults(activity_type).map(|c| c.retry.policy()).unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Number of attempts running in this host's sandbox.

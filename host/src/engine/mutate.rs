@@ -96,6 +96,18 @@ impl Engine {
 
     /// What follows a committed change.
     pub(super) fn act(&self, e: &Execution, change: &Change, history: Option<&HistoryEntry>, now: Millis) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match change {
+            Change::Started { .. } => self.stats.started.fetch_add(1, Relaxed),
+            Change::PendingAsync => self.stats.pending_async.fetch_add(1, Relaxed),
+            Change::Closed(status) => {
+                if *status == Status::Completed {
+                    self.stats.completed.fetch_add(1, Relaxed);
+                }
+                self.stats.closed.fetch_add(1, Relaxed)
+            }
+            _ => 0,
+        };
         if let Some(h) = history {
             self.publish(e, h.attempt, now, EventKind::Transition { transition: h.kind.clone(), status: e.status });
         }

@@ -343,3 +343,103 @@ async fn wait_status(c: &mut ActivityServiceClient<tonic::transport::Channel>, i
     }
     panic!("{id} never reached {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_queue_dispatches_nothing_and_a_rate_limit_spaces_dispatches() {
+    let cfg = format!(
+        "[queues.paused]\nrate_limit = 0.0\n[queues.slow]\nrate_limit = 5.0\n\
+         [activities.p]\ncomponent = \"{m}\"\nqueues = [\"paused\"]\nstart_to_close_timeout = \"10s\"\n\
+         [activities.s]\ncomponent = \"{m}\"\nqueues = [\"slow\"]\nstart_to_close_timeout = \"10s\"\n",
+        m = sluice_test_programs::MISBEHAVING
+    );
+    let (server, _dir) = Server::start(&cfg);
+    let mut c = server.activities().await;
+    c.start_activity(start_req("p", "held", json!({"do": "info"}))).await.unwrap();
+    for i in 0..4 {
+        c.start_activity(start_req("s", &format!("s{i}"), json!({"do": "info"}))).await.unwrap();
+    }
+    let mut starts = Vec::new();
+    for i in 0..4 {
+        let e = result(&mut c, &format!("s{i}"), 20.0).await;
+        assert_eq!(e.status, pb::ActivityStatus::Completed as i32);
+        let t = e.started_time.unwrap();
+        starts.push(t.seconds as f64 + t.nanos as f64 / 1e9);
+    }
+    starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] >= 0.15, "5/s means about 200 ms between dispatches: {starts:?}");
+    }
+    let e = describe(&mut c, "held").await.execution.unwrap();
+    assert_eq!(e.status, pb::ActivityStatus::Scheduled as i32, "a paused queue keeps its backlog");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_serves_the_api_to_clients_that_trust_its_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::create_dir_all(dir.path().join("outbox")).unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        config("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"),
+    )
+    .unwrap();
+    let server = Server::start_in(dir.path());
+    let port = server.addr.rsplit(':').next().unwrap();
+    let https = format!("https://localhost:{port}");
+    let ca = dir.path().join("cert.pem");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env("SLUICE_ADDRESS", &https).output().unwrap()
+    };
+    let out = run(&["start", "hello", "--input", r#"{"name":"tls"}"#, "--wait", "--tls-ca", ca.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"greeting\":\"Hello, tls!\"}\n", "{}", String::from_utf8_lossy(&out.stderr));
+    // Without the CA the client refuses the server.
+    let out = run(&["list"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_describes_lists_and_watches() {
+    let (server, _dir) = Server::start("");
+    let out = server.cli(&["start", "resumable", "--id", "w1", "--input", r#"{"to":3,"step_ms":30}"#]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "w1\n");
+    let out = server.cli(&["watch", "w1", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events[0]["event"], "snapshot");
+    let last = events.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["status"].as_str()), (Some("transition"), Some("completed")));
+    assert!(events.iter().any(|e| e["event"] == "progress"), "{events:?}");
+
+    let out = server.cli(&["describe", "w1", "--json"]);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["status"], "completed");
+    assert_eq!(d["result"], json!({"started_at": 0, "counted": 3, "sum": 3}));
+    let kinds: Vec<&str> = d["history"].as_array().unwrap().iter().map(|h| h["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["scheduled", "started", "completed"]);
+
+    let out = server.cli(&["describe", "w1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("status     completed   attempt 1"), "{text}");
+
+    let out = server.cli(&["list", "--status", "completed"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().nth(1).unwrap().starts_with("w1 "), "{text}");
+
+    let out = server.cli(&["result", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: no activity nope (NotFound)\n");
+
+    let out = server.cli(&["queue", "default", "--json"]);
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((q["backlog"].as_u64(), q["served_here"].as_bool()), (Some(0), Some(true)));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["list", "--address", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot connect to the sluice server at http://127.0.0.1:1"));
+}

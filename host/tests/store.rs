@@ -159,3 +159,20 @@ async fn a_newer_schema_is_refused() {
     let err = SqliteStore::open(&path).err().unwrap().to_string();
     assert!(err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"), "{err}");
 }
+
+#[tokio::test]
+async fn a_batch_of_starts_is_admitted_in_order() {
+    use sluice::store::NewStart;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    let new = |run: &str| NewStart {
+        exec: exec("same", run, "q", 3, 0),
+        history: h("scheduled"),
+        conflict: ConflictPolicy::Fail,
+        reuse: ReusePolicy::AllowDuplicate,
+    };
+    let outcomes = store.start_many(vec![new("r1"), new("r2"), NewStart { exec: exec("other", "r3", "q", 3, 0), ..new("r3") }]).await.unwrap();
+    assert!(matches!(&outcomes[0], StartOutcome::Created(v) if v.value.run_id == "r1"));
+    assert!(matches!(&outcomes[1], StartOutcome::Rejected(m) if m.contains("already running")), "a later start sees an earlier one of the same batch");
+    assert!(matches!(&outcomes[2], StartOutcome::Created(v) if v.value.activity_id == "other"));
+}

@@ -12,6 +12,10 @@ use super::{Engine, Queue, attempt};
 
 /// Most attempts claimed in one store operation.
 const BATCH: usize = 256;
+/// Under load, wait (briefly) for this many free slots before claiming.
+const MIN_BATCH: usize = 16;
+/// How long to wait for them.
+const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
     let limiter = queue
@@ -21,6 +25,8 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
     let paused = queue.rate_limit == Some(0.0);
     let wake = engine.queue_notify(&queue.name);
     let mut shutdown = engine.shutdown.subscribe();
+    // True while the backlog is deeper than the free slots.
+    let mut backlogged = false;
     loop {
         if engine.is_shutting_down() {
             return;
@@ -34,6 +40,11 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
             p = queue.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = shutdown.changed() => continue,
         };
+        if backlogged && queue.slots.available_permits() + 1 < MIN_BATCH.min(queue.slots_total) {
+            // Under load, one claim for many freed slots: fewer, larger
+            // store operations; a freed slot idles at most BATCH_WINDOW.
+            tokio::time::sleep(BATCH_WINDOW).await;
+        }
         let mut limit = (1 + queue.slots.available_permits()).min(BATCH);
         let types = eligible_types(&engine, &queue, &mut limit);
         if let Some(l) = &limiter {
@@ -49,7 +60,10 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
             engine.store.claim(&queue.name, Some(types.clone()), &engine.worker_id, limit, engine.clock.now()).await
         };
         let claimed = match claimed {
-            Ok(c) => c,
+            Ok(c) => {
+                backlogged = c.len() == limit;
+                c
+            }
             Err(e) => {
                 tracing::error!(queue = %queue.name, "claim failed: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;

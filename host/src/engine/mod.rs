@@ -57,6 +57,7 @@ struct ActivityType {
 struct Queue {
     name: String,
     slots: Arc<Semaphore>,
+    slots_total: usize,
     /// Types this host runs from the queue.
     types: Vec<String>,
     /// Dispatches per second; `Some(0.0)` pauses the queue.
@@ -141,7 +142,13 @@ impl Engine {
             .into_iter()
             .map(|(name, types)| {
                 let qc = config.queues.get(&name).cloned().unwrap_or_default();
-                Arc::new(Queue { slots: Arc::new(Semaphore::new(qc.slots as usize)), name, types, rate_limit: qc.rate_limit })
+                Arc::new(Queue {
+                    slots: Arc::new(Semaphore::new(qc.slots as usize)),
+                    slots_total: qc.slots as usize,
+                    name,
+                    types,
+                    rate_limit: qc.rate_limit,
+                })
             })
             .collect();
         let signer = TokenSigner::new(store.secret().await?);

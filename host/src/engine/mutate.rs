@@ -13,7 +13,7 @@ use crate::activity::{
 };
 use crate::payload::Payload;
 use crate::sandbox::InterruptReason;
-use crate::store::{HistoryEntry, StartOutcome, StoreError, Versioned};
+use crate::store::{HistoryEntry, NewStart, StartOutcome, StoreError, Versioned};
 use crate::token::TaskToken;
 
 /// Bound on ids, names and request ids.
@@ -109,6 +109,7 @@ impl Engine {
             _ => 0,
         };
         if let Some(h) = history {
+            tracing::debug!(activity_id = %e.activity_id, run_id = %e.run_id, attempt = h.attempt, status = %e.status, "{}", h.kind);
             self.publish(e, h.attempt, now, EventKind::Transition { transition: h.kind.clone(), status: e.status });
         }
         match change {
@@ -166,8 +167,51 @@ impl Engine {
 
     /// Schedules an execution (or returns the existing one, per policies).
     pub async fn start_activity(self: &Arc<Self>, req: StartRequest) -> Result<StartResponse, EngineError> {
+        self.start_activities(vec![req]).await.pop().expect("one response per request")
+    }
+
+    /// Schedules many executions in one store operation (one commit), in
+    /// order; each gets its own answer.
+    pub async fn start_activities(self: &Arc<Self>, reqs: Vec<StartRequest>) -> Vec<Result<StartResponse, EngineError>> {
+        let now = self.clock.now();
+        let prepared: Vec<Result<NewStart, EngineError>> = reqs.iter().map(|r| self.prepare_start(r, now)).collect();
+        let valid: Vec<NewStart> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let mut outcomes = match self.store.start_many(valid).await {
+            Ok(o) => o.into_iter(),
+            Err(e) => {
+                let e = EngineError::from(e);
+                return prepared.into_iter().map(|p| p.and(Err(EngineError::Internal(e.to_string())))).collect();
+            }
+        };
+        let mut woken = std::collections::HashSet::new();
+        prepared
+            .into_iter()
+            .map(|p| {
+                let start = p?;
+                let activity_id = start.exec.activity_id.clone();
+                match outcomes.next().expect("one outcome per valid start") {
+                    StartOutcome::Created(v) => {
+                        let e = &v.value;
+                        self.publish(e, 1, now, EventKind::Transition { transition: start.history.kind, status: e.status });
+                        if let Some(d) = e.next_deadline() {
+                            self.wake_timer_for(d);
+                        }
+                        if woken.insert(e.task_queue.clone()) {
+                            self.queue_notify(&e.task_queue).notify_waiters();
+                        }
+                        Ok(StartResponse { activity_id, run_id: v.value.run_id, created: true })
+                    }
+                    StartOutcome::Existing(v) => Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false }),
+                    StartOutcome::Rejected(reason) => Err(EngineError::AlreadyExists(reason)),
+                }
+            })
+            .collect()
+    }
+
+    /// Validates a start request and builds its execution.
+    fn prepare_start(&self, req: &StartRequest, now: Millis) -> Result<NewStart, EngineError> {
         check_name("activity_type", &req.activity_type)?;
-        let activity_id = req.activity_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let activity_id = req.activity_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         check_name("activity_id", &activity_id)?;
         let defaults = self.type_defaults(&req.activity_type);
         let task_queue = req
@@ -192,11 +236,10 @@ impl Engine {
         };
         let retry = req.retry.clone().unwrap_or_else(|| self.default_retry(&req.activity_type));
         let cancel_grace = req.cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
-        let now = self.clock.now();
         let exec = Execution::new(
             NewExecution {
-                activity_id: activity_id.clone(),
-                run_id: uuid::Uuid::new_v4().to_string(),
+                activity_id,
+                run_id: uuid::Uuid::now_v7().to_string(),
                 activity_type: req.activity_type.clone(),
                 task_queue: task_queue.clone(),
                 input,
@@ -208,20 +251,8 @@ impl Engine {
             },
             now,
         )?;
-        let h = HistoryEntry { at: now, attempt: 1, kind: "scheduled".into(), detail: json!({ "task_queue": task_queue }) };
-        match self.store.start(exec, h.clone(), req.conflict, req.reuse).await? {
-            StartOutcome::Created(v) => {
-                let e = &v.value;
-                self.publish(e, 1, now, EventKind::Transition { transition: h.kind, status: e.status });
-                if let Some(d) = e.next_deadline() {
-                    self.wake_timer_for(d);
-                }
-                self.queue_notify(&e.task_queue).notify_waiters();
-                Ok(StartResponse { activity_id, run_id: v.value.run_id, created: true })
-            }
-            StartOutcome::Existing(v) => Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false }),
-            StartOutcome::Rejected(reason) => Err(EngineError::AlreadyExists(reason)),
-        }
+        let history = HistoryEntry { at: now, attempt: 1, kind: "scheduled".into(), detail: json!({ "task_queue": task_queue }) };
+        Ok(NewStart { exec, history, conflict: req.conflict, reuse: req.reuse })
     }
 
     /// The execution with its history and logs.

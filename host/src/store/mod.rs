@@ -19,6 +19,15 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
+/// One execution to admit and insert.
+#[derive(Debug, Clone)]
+pub struct NewStart {
+    pub exec: Execution,
+    pub history: HistoryEntry,
+    pub conflict: ConflictPolicy,
+    pub reuse: ReusePolicy,
+}
+
 /// The result of a start request.
 #[derive(Debug, Clone)]
 pub enum StartOutcome {
@@ -98,14 +107,21 @@ impl From<serde_json::Error> for StoreError {
 /// returns, its writes are committed (and fsynced).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Admits a new execution under the id policies and inserts it.
+    /// Admits new executions under the id policies and inserts them, in
+    /// order, in one atomic operation (a later start sees an earlier one).
+    async fn start_many(&self, starts: Vec<NewStart>) -> Result<Vec<StartOutcome>, StoreError>;
+
+    /// Admits one new execution; see `start_many`.
     async fn start(
         &self,
         exec: Execution,
         history: HistoryEntry,
         conflict: ConflictPolicy,
         reuse: ReusePolicy,
-    ) -> Result<StartOutcome, StoreError>;
+    ) -> Result<StartOutcome, StoreError> {
+        let mut outcomes = self.start_many(vec![NewStart { exec, history, conflict, reuse }]).await?;
+        Ok(outcomes.pop().expect("one outcome per start"))
+    }
 
     /// Replaces an execution if it is still at `version`; appends history.
     async fn update(

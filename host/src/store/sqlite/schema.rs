@@ -5,7 +5,9 @@ use rusqlite::Connection;
 /// Migration N (1-based) brings the schema from version N-1 to N. Append
 /// only; never edit a released migration.
 const MIGRATIONS: &[&str] = &[
-    // 1: executions, history, logs, meta.
+    // 1: executions, history, logs, meta. History and logs hang off the
+    // execution's seq (not its random run id) so their inserts land at the
+    // right edge of their indexes.
     "CREATE TABLE executions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id TEXT NOT NULL UNIQUE,
@@ -28,22 +30,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_worker ON executions (worker) WHERE worker IS NOT NULL;
     CREATE INDEX executions_status ON executions (status, seq);
     CREATE TABLE history (
-        run_id TEXT NOT NULL,
+        exec_seq INTEGER NOT NULL,
         at INTEGER NOT NULL,
         attempt INTEGER NOT NULL,
         kind TEXT NOT NULL,
         detail TEXT NOT NULL
     );
-    CREATE INDEX history_by_run ON history (run_id);
+    CREATE INDEX history_by_exec ON history (exec_seq);
     CREATE TABLE logs (
-        run_id TEXT NOT NULL,
+        exec_seq INTEGER NOT NULL,
         at INTEGER NOT NULL,
         attempt INTEGER NOT NULL,
         level TEXT NOT NULL,
         message TEXT NOT NULL,
         fields TEXT NOT NULL
     );
-    CREATE INDEX logs_by_run ON logs (run_id);
+    CREATE INDEX logs_by_exec ON logs (exec_seq);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
 ];
 

@@ -380,12 +380,11 @@ impl Execution {
         if !retryable {
             return self.close(final_status, now);
         }
-        if let Some(deadline) = self.schedule_to_close_deadline() {
-            if next_at >= deadline {
+        if let Some(deadline) = self.schedule_to_close_deadline()
+            && next_at >= deadline {
                 self.timeout_type = Some(TimeoutType::ScheduleToClose);
                 return self.close(Status::TimedOut, now);
             }
-        }
         self.timeout_type = None;
         self.status = Status::Scheduled;
         self.attempt += 1;

@@ -105,14 +105,15 @@ impl RetryPolicy {
         if self.initial_interval.is_zero() {
             return Err(OptionsError::ZeroInitialInterval);
         }
+        // Written so NaN is refused too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(self.backoff_coefficient >= 1.0) {
             return Err(OptionsError::BackoffBelowOne(self.backoff_coefficient.to_string()));
         }
-        if let Some(max) = self.maximum_interval {
-            if max < self.initial_interval {
+        if let Some(max) = self.maximum_interval
+            && max < self.initial_interval {
                 return Err(OptionsError::MaxBelowInitial { initial: self.initial_interval, max });
             }
-        }
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use crate::engine::Engine;
 pub use auth::{Auth, hash_token};
 
 /// The generated protobuf types and service stubs.
+#[allow(clippy::large_enum_variant)]
 pub mod pb {
     tonic::include_proto!("sluice.v1");
 }

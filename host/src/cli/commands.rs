@@ -410,7 +410,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
         }));
         return Ok(Exit::Completed);
     }
-    println!("{:<38} {:<16} {:<12} {:>7}  {}", "ACTIVITY ID", "TYPE", "STATUS", "ATTEMPT", "QUEUE");
+    println!("{:<38} {:<16} {:<12} {:>7}  QUEUE", "ACTIVITY ID", "TYPE", "STATUS", "ATTEMPT");
     for e in &r.executions {
         println!("{:<38} {:<16} {:<12} {:>7}  {}", e.activity_id, e.activity_type, status_name(e.status), e.attempt, e.task_queue);
     }

@@ -380,11 +380,10 @@ impl Printer {
                 }
             }
         }
-        if exit != Exit::Completed {
-            if let Some(d) = &report.last_heartbeat {
+        if exit != Exit::Completed
+            && let Some(d) = &report.last_heartbeat {
                 say!("last heartbeat details: {d}  (resume with --heartbeat-details '{d}')");
             }
-        }
         exit
     }
 }

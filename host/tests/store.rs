@@ -176,3 +176,20 @@ async fn a_batch_of_starts_is_admitted_in_order() {
     assert!(matches!(&outcomes[1], StartOutcome::Rejected(m) if m.contains("already running")), "a later start sees an earlier one of the same batch");
     assert!(matches!(&outcomes[2], StartOutcome::Created(v) if v.value.activity_id == "other"));
 }
+
+#[tokio::test]
+async fn history_keeps_its_first_entry_and_the_latest_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    start(&store, exec("a", "r1", "q", 3, 0)).await;
+    let mut v = store.get("a", None).await.unwrap().unwrap();
+    for i in 0..250u32 {
+        let entry = HistoryEntry { at: i as u64, attempt: i, kind: format!("k{i}"), detail: serde_json::json!({}) };
+        v.version = store.update(v.value.clone(), v.version, vec![entry]).await.unwrap();
+    }
+    let history = store.history("r1").await.unwrap();
+    assert_eq!(history.len(), 200);
+    assert_eq!(history[0].kind, "scheduled");
+    assert_eq!(history[1].kind, "k51");
+    assert_eq!(history.last().unwrap().kind, "k249");
+}

@@ -45,7 +45,7 @@ pub(super) async fn run(
         last_heartbeat: exec.heartbeat_details.clone(),
         task_token: token,
         limits: ty.config.limits(engine.max_payload, timeout),
-        grants: ty.config.grants(),
+        grants: ty.grants.clone(),
         control: control.clone(),
         events: Some(tx),
     };

@@ -48,6 +48,8 @@ impl Clock for SystemClock {
 /// A configured activity type, ready to run.
 struct ActivityType {
     config: ActivityConfig,
+    /// The WASI grants, parsed once.
+    grants: crate::sandbox::Grants,
     component: Arc<LoadedComponent>,
     /// Per-type cap on concurrent attempts on this host.
     slots: Option<Arc<Semaphore>>,
@@ -129,7 +131,7 @@ impl Engine {
                 .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;
             tracing::info!(activity_type = %name, cache = ?component.cache, "loaded {}", a.component.display());
             let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
-            types.insert(name.clone(), ActivityType { config: a.clone(), component, slots });
+            types.insert(name.clone(), ActivityType { config: a.clone(), grants: a.grants(), component, slots });
         }
         let host_id = config.host_id();
         let mut served: HashMap<String, Vec<String>> = HashMap::new();

@@ -1,8 +1,9 @@
 //! Sluice: a WebAssembly-hosted activity runner. See README.md and
 //! ARCHITECTURE.md for the map of modules.
 
-/// mimalloc: every attempt allocates and frees a store, a WASI context and
-/// SQLite buffers; glibc's allocator spent a sixth of the engine's time there.
+/// mimalloc (also for C code, via its `override` feature): every attempt
+/// allocates and frees a store, a WASI context and SQLite buffers; glibc's
+/// allocator spent a sixth of the engine's time there.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

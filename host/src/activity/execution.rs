@@ -96,6 +96,7 @@ pub struct Execution {
     pub task_queue: String,
     pub input: Payload,
     pub priority: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
@@ -109,21 +110,31 @@ pub struct Execution {
     /// When the current attempt may be dispatched (later than its
     /// scheduling during a retry backoff).
     pub attempt_scheduled_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<Millis>,
     /// Who runs the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
     /// The current attempt returned pending: it waits for an external
     /// completion, its timeouts still running.
     pub pending_async: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat_at: Option<Millis>,
     /// The latest heartbeat details, carried across attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_details: Option<Payload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<Failure>,
     /// The result (completed) or the cancellation details (cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Payload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_type: Option<TimeoutType>,
 }
 

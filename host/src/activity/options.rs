@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeouts {
     /// The whole execution, all attempts and backoffs included. Never retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_to_close: Option<Duration>,
     /// How long one attempt may wait in its queue. Never retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_to_start: Option<Duration>,
     /// How long one attempt may run. Retryable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_to_close: Option<Duration>,
     /// Maximum gap between heartbeats of a started attempt. Retryable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
 }
 

@@ -443,3 +443,51 @@ async fn the_cli_describes_lists_and_watches() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot connect to the sluice server at http://127.0.0.1:1"));
 }
+
+#[test]
+fn serve_refuses_to_start_with_a_clear_error() {
+    let serve = |dir: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config"])
+            .arg(dir.join("sluice.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = serve(dir.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err, format!("error: {}/sluice.toml: cannot read: No such file or directory (os error 2)\n", dir.path().display()));
+
+    // A granted directory that does not exist (no outbox/ here).
+    std::fs::write(dir.path().join("sluice.toml"), config("")).unwrap();
+    let (code, err) = serve(dir.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        format!("error: activity type send-email: cannot grant directory {}/outbox: it is not a directory\n", dir.path().display())
+    );
+
+    // A component that does not exist.
+    std::fs::create_dir(dir.path().join("outbox")).unwrap();
+    let text = config("[activities.ghost]\ncomponent = \"ghost.wasm\"\nstart_to_close_timeout = \"1s\"\n");
+    std::fs::write(dir.path().join("sluice.toml"), text).unwrap();
+    let (code, err) = serve(dir.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        format!(
+            "error: activity type ghost: cannot read component {}/ghost.wasm: No such file or directory (os error 2)\n",
+            dir.path().display()
+        )
+    );
+
+    // A listen address already taken.
+    std::fs::write(dir.path().join("sluice.toml"), config("")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = serve(dir.path(), &["--listen", &addr]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with(&format!("error: cannot listen on {addr}: ")), "{err}");
+}

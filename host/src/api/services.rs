@@ -56,7 +56,7 @@ impl pb::activity_service_server::ActivityService for Api {
         let r = request.into_inner();
         required("activity_type", &r.activity_type)?;
         let retry = match r.retry_policy {
-            Some(p) => Some(convert::retry_policy(p, self.engine_default_retry(&r.activity_type))?),
+            Some(p) => Some(convert::retry_policy(p, self.engine.retry_defaults(&r.activity_type))?),
             None => None,
         };
         let priority = u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
@@ -225,12 +225,6 @@ impl pb::activity_service_server::ActivityService for Api {
         }
         self.engine.terminate(&r.activity_id, opt(r.run_id).as_deref(), &r.reason).await.map_err(status_of)?;
         Ok(Response::new(pb::TerminateActivityResponse {}))
-    }
-}
-
-impl Api {
-    fn engine_default_retry(&self, activity_type: &str) -> crate::activity::RetryPolicy {
-        self.engine.retry_defaults(activity_type)
     }
 }
 

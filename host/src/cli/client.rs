@@ -95,7 +95,8 @@ pub fn status_name(s: i32) -> &'static str {
     }
 }
 
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
+/// A timestamp as Unix milliseconds (JSON null when unset).
+pub fn time(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref().map_or(Value::Null, |t| json!(t.seconds * 1000 + (t.nanos / 1_000_000) as i64))
 }
 

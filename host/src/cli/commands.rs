@@ -158,12 +158,12 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
         v["history"] = d
             .history
             .iter()
-            .map(|h| json!({"time": ms(&h.time), "attempt": h.attempt, "kind": h.kind, "detail": serde_json::from_str::<Value>(&h.detail_json).unwrap_or_default()}))
+            .map(|h| json!({"time": client::time(&h.time), "attempt": h.attempt, "kind": h.kind, "detail": serde_json::from_str::<Value>(&h.detail_json).unwrap_or_default()}))
             .collect();
         v["logs"] = d
             .logs
             .iter()
-            .map(|l| json!({"time": ms(&l.time), "attempt": l.attempt, "level": l.level, "message": l.message, "fields": l.fields}))
+            .map(|l| json!({"time": client::time(&l.time), "attempt": l.attempt, "level": l.level, "message": l.message, "fields": l.fields}))
             .collect();
         print_json(&v);
         return Ok(Exit::Completed);
@@ -215,10 +215,6 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Completed)
-}
-
-fn ms(t: &Option<prost_types::Timestamp>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| json!(t.seconds * 1000 + (t.nanos / 1_000_000) as i64))
 }
 
 fn show_time(t: &Option<prost_types::Timestamp>) -> String {

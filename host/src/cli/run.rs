@@ -221,13 +221,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         tokio::select! {
             report = &mut attempt => break report.context("the attempt task failed")?,
             Some(event) = events.recv() => out.event(&event),
-            () = at(cancel_at) => {
+            () = crate::util::sleep_until(cancel_at) => {
                 cancel_at = None;
                 control.request_cancel();
                 interrupt_at = Some(tokio::time::Instant::now() + args.cancel_grace);
                 out.note("cancellation requested");
             }
-            () = at(interrupt_at) => {
+            () = crate::util::sleep_until(interrupt_at) => {
                 interrupt_at = None;
                 control.interrupt(InterruptReason::Cancelled);
             }
@@ -246,13 +246,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         out.event(&event);
     }
     Ok(out.finish(&report))
-}
-
-async fn at(when: Option<tokio::time::Instant>) {
-    match when {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Lines of guest stdout/stderr shown per stream in human output.

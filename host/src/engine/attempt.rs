@@ -69,7 +69,7 @@ pub(super) async fn run(
                     beat.flush(&engine, &exec, &control, &mut version).await;
                 }
             }
-            () = at(flush_at) => beat.flush(&engine, &exec, &control, &mut version).await,
+            () = crate::util::sleep_until(flush_at) => beat.flush(&engine, &exec, &control, &mut version).await,
         }
     };
     while let Ok(event) = events.try_recv() {
@@ -81,13 +81,6 @@ pub(super) async fn run(
         Err(e) => tracing::error!(activity_id = %exec.activity_id, "attempt task failed: {e}"),
     }
     engine.queue_notify(&exec.task_queue).notify_waiters();
-}
-
-async fn at(when: Option<tokio::time::Instant>) {
-    match when {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {

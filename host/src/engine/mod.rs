@@ -98,9 +98,9 @@ pub struct Engine {
 /// Counters since the engine started, for benchmarks and operators.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub started: AtomicU64,
+    /// Executions closed as completed.
     pub completed: AtomicU64,
-    pub closed: AtomicU64,
+    /// Attempts that returned pending.
     pub pending_async: AtomicU64,
 }
 
@@ -121,7 +121,8 @@ impl Engine {
         })?;
         let mut types = HashMap::new();
         for (name, a) in &config.activities {
-            for dir in &a.grants().dirs {
+            let grants = a.grants();
+            for dir in &grants.dirs {
                 if !dir.host.is_dir() {
                     anyhow::bail!("activity type {name}: cannot grant directory {}: it is not a directory", dir.host.display());
                 }
@@ -131,7 +132,7 @@ impl Engine {
                 .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;
             tracing::info!(activity_type = %name, cache = ?component.cache, "loaded {}", a.component.display());
             let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
-            types.insert(name.clone(), ActivityType { config: a.clone(), grants: a.grants(), component, slots });
+            types.insert(name.clone(), ActivityType { config: a.clone(), grants, component, slots });
         }
         let host_id = config.host_id();
         let mut served: HashMap<String, Vec<String>> = HashMap::new();
@@ -258,10 +259,6 @@ impl Engine {
 
     /// The retry policy of a type (its config, else the defaults).
     pub fn retry_defaults(&self, activity_type: &str) -> RetryPolicy {
-        self.default_retry(activity_type)
-    }
-
-    fn default_retry(&self, activity_type: &str) -> RetryPolicy {
         self.type_defaults(activity_type).map(|c| c.retry.policy()).unwrap_or_default()
     }
 
@@ -269,8 +266,4 @@ impl Engine {
         &self.stats
     }
 
-    /// Number of attempts running in this host's sandbox.
-    pub fn running_count(&self) -> usize {
-        self.running.lock().unwrap().len()
-    }
 }

@@ -32,7 +32,7 @@ pub(super) fn check_name(what: &str, value: &str) -> Result<(), EngineError> {
 }
 
 /// The history entry recording `change`, if it is a transition.
-fn history_for(change: &Change, e: &Execution, now: Millis) -> Option<HistoryEntry> {
+pub(super) fn history_for(change: &Change, e: &Execution, now: Millis) -> Option<HistoryEntry> {
     let (kind, attempt, detail) = match change {
         Change::Started { attempt } => ("started".to_string(), *attempt, json!({ "worker": e.worker })),
         Change::PendingAsync => ("pending-async".into(), e.attempt, json!({})),
@@ -98,14 +98,8 @@ impl Engine {
     pub(super) fn act(&self, e: &Execution, change: &Change, history: Option<&HistoryEntry>, now: Millis) {
         use std::sync::atomic::Ordering::Relaxed;
         match change {
-            Change::Started { .. } => self.stats.started.fetch_add(1, Relaxed),
             Change::PendingAsync => self.stats.pending_async.fetch_add(1, Relaxed),
-            Change::Closed(status) => {
-                if *status == Status::Completed {
-                    self.stats.completed.fetch_add(1, Relaxed);
-                }
-                self.stats.closed.fetch_add(1, Relaxed)
-            }
+            Change::Closed(Status::Completed) => self.stats.completed.fetch_add(1, Relaxed),
             _ => 0,
         };
         if let Some(h) = history {
@@ -234,7 +228,7 @@ impl Engine {
             Some(d) => req.timeouts.or(&d.timeouts()),
             None => req.timeouts.clone(),
         };
-        let retry = req.retry.clone().unwrap_or_else(|| self.default_retry(&req.activity_type));
+        let retry = req.retry.clone().unwrap_or_else(|| self.retry_defaults(&req.activity_type));
         let cancel_grace = req.cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
         let exec = Execution::new(
             NewExecution {
@@ -317,7 +311,7 @@ impl Engine {
             .await
     }
 
-    fn check_payload(&self, what: &str, p: &Option<Payload>) -> Result<(), EngineError> {
+    fn check_payload(&self, what: &str, p: Option<&Payload>) -> Result<(), EngineError> {
         if let Some(p) = p {
             p.check_size(what, self.max_payload).map_err(|e| EngineError::TooLarge(e.to_string()))?;
         }
@@ -326,25 +320,25 @@ impl Engine {
 
     /// Completes the attempt. Repeating with the same result is a no-op.
     pub async fn complete(self: &Arc<Self>, target: &Target, result: Payload) -> Result<(), EngineError> {
-        self.check_payload("result", &Some(result.clone()))?;
+        self.check_payload("result", Some(&result))?;
         self.on_attempt(target, |e, a, now| e.complete(a, result.clone(), now)).await.map(|_| ())
     }
 
     /// Fails the attempt with an application error; the retry policy decides.
     pub async fn fail(self: &Arc<Self>, target: &Target, failure: Failure) -> Result<Status, EngineError> {
-        self.check_payload("failure details", &failure.details)?;
+        self.check_payload("failure details", failure.details.as_ref())?;
         self.on_attempt(target, |e, a, now| e.fail(a, failure.clone(), now)).await.map(|(e, _)| e.status)
     }
 
     /// The attempt acknowledges cancellation.
     pub async fn report_cancelled(self: &Arc<Self>, target: &Target, details: Option<Payload>) -> Result<(), EngineError> {
-        self.check_payload("cancellation details", &details)?;
+        self.check_payload("cancellation details", details.as_ref())?;
         self.on_attempt(target, |e, a, now| e.report_cancelled(a, details.clone(), now)).await.map(|_| ())
     }
 
     /// Records a heartbeat; answers whether cancellation was requested.
     pub async fn heartbeat(self: &Arc<Self>, target: &Target, details: Option<Payload>) -> Result<bool, EngineError> {
-        self.check_payload("heartbeat details", &details)?;
+        self.check_payload("heartbeat details", details.as_ref())?;
         let (e, change) = self.on_attempt(target, |e, a, now| e.heartbeat(a, details.clone(), now)).await?;
         self.publish(&e, e.attempt, self.clock.now(), EventKind::Heartbeat { details: e.heartbeat_details.clone() });
         Ok(matches!(change, Change::Heartbeat { cancel_requested: true }))

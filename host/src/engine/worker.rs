@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Engine, EngineError};
 use crate::activity::{Change, Execution};
-use crate::store::{HistoryEntry, QueueStats};
+use crate::store::QueueStats;
 use crate::token::TaskToken;
 
 /// Worker ids of external workers carry this prefix, so that recovery
@@ -24,8 +24,9 @@ impl Engine {
     /// Records what follows a claim: watchers hear of the start and the
     /// timer learns the attempt's deadlines.
     pub(super) fn after_claim(&self, e: &Execution, now: u64) {
-        let h = HistoryEntry { at: now, attempt: e.attempt, kind: "started".into(), detail: serde_json::json!({ "worker": e.worker }) };
-        self.act(e, &Change::Started { attempt: e.attempt }, Some(&h), now);
+        let change = Change::Started { attempt: e.attempt };
+        let h = super::mutate::history_for(&change, e, now);
+        self.act(e, &change, h.as_ref(), now);
     }
 
     /// Takes one attempt from `queue` for an external worker, waiting up to

@@ -182,7 +182,7 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
     let result = tokio::select! {
         result = call => result.map_err(Stop::Error),
         reason = control.wait_interrupted() => Err(Stop::Interrupted(reason)),
-        () = sleep_until(deadline) => {
+        () = crate::util::sleep_until(deadline.map(Into::into)) => {
             control.interrupt(InterruptReason::Timeout);
             Err(Stop::Interrupted(InterruptReason::Timeout))
         }
@@ -243,13 +243,6 @@ fn prepare(
     });
     store.set_epoch_deadline(1);
     Ok((store, captured))
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 enum Stop {

@@ -14,7 +14,7 @@ pub use pb::completion_service_client::CompletionServiceClient;
 
 /// The activity types every test server has; `extra` is appended.
 pub fn config(extra: &str) -> String {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let cache = super::cache_dir();
     format!(
         r#"
 [store]

@@ -7,7 +7,16 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Like `eprintln!`, but a closed stderr (say, piped into `head`) is not a crash.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod activity;
+pub mod build;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -1,13 +1,6 @@
 //! The `sluice` command line: argument definitions and dispatch.
 
-/// Like `eprintln!`, but a closed stderr (say, piped into `head`) is not a crash.
-macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
-
+mod build;
 mod client;
 mod commands;
 mod run;
@@ -32,6 +25,9 @@ pub enum Command {
     /// its outcome, heartbeats and progress as they happen (the dev loop for
     /// writing activities).
     Run(run::RunArgs),
+    /// Build a guest folder (Rust, Python, JavaScript or C) into an
+    /// activity component, installing the language's toolchain on first use.
+    Build(build::BuildArgs),
     /// Run the host: task queues, durable timers, retries, the WASM
     /// workers and the gRPC API, on the embedded store.
     Serve(serve::ServeArgs),
@@ -97,6 +93,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Build(args) => build::build(args),
             Command::Serve(args) => serve::serve(args).await,
             Command::Start(a) => commands::start(a).await,
             Command::Describe(a) => commands::describe(a).await,

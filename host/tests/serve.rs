@@ -334,16 +334,6 @@ async fn wait_for_file(path: &std::path::Path) -> serde_json::Value {
     panic!("{} never appeared", path.display());
 }
 
-async fn wait_status(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str, status: pb::ActivityStatus) {
-    for _ in 0..400 {
-        if describe(c, id).await.execution.unwrap().status == status as i32 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{id} never reached {status:?}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_queue_dispatches_nothing_and_a_rate_limit_spaces_dispatches() {
     let cfg = format!(

@@ -192,3 +192,14 @@ pub async fn result(c: &mut ActivityServiceClient<tonic::transport::Channel>, id
 pub async fn describe(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str) -> pb::DescribeActivityResponse {
     c.describe_activity(pb::DescribeActivityRequest { activity_id: id.into(), run_id: String::new() }).await.unwrap().into_inner()
 }
+
+/// Polls until the execution has `status` (panics after ~10 s).
+pub async fn wait_status(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str, status: pb::ActivityStatus) {
+    for _ in 0..400 {
+        if describe(c, id).await.execution.unwrap().status == status as i32 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{id} never reached {status:?}");
+}

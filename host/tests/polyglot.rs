@@ -1,0 +1,136 @@
+//! The Python, JavaScript and C examples, built with the real `sluice build`
+//! (which installs each toolchain on first use) and run through a real
+//! `sluice serve`, must behave exactly like the Rust ones: same input, same
+//! output bytes; resume from heartbeat details; application errors keep
+//! their type and non-retryable flag; cancellation is acknowledged.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::server::*;
+use serde_json::json;
+use sluice::api::pb;
+
+/// Builds `examples/<lang>/<name>` into the test's target folder. A toolchain
+/// that cannot be installed fails the test with `sluice build`'s message,
+/// which names the toolchain and the reason.
+fn build(lang: &str, name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = root.join("examples").join(lang).join(name);
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("polyglot").join(format!("{name}-{lang}.wasm"));
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run sluice build");
+    assert!(
+        output.status.success(),
+        "`sluice build {}` failed, so the {lang} guests cannot be tested:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// A server with the Rust `hello` and `resumable` plus `lang`'s.
+fn server(lang: &str) -> (Server, tempfile::TempDir) {
+    let hello = build(lang, "hello");
+    let resumable = build(lang, "resumable");
+    Server::start(&format!(
+        r#"
+[activities.hello-{lang}]
+component = "{hello}"
+start_to_close_timeout = "30s"
+
+[activities.resumable-{lang}]
+component = "{resumable}"
+start_to_close_timeout = "60s"
+heartbeat_timeout = "10s"
+[activities.resumable-{lang}.retry]
+initial_interval = "100ms"
+"#,
+        hello = hello.display(),
+        resumable = resumable.display(),
+    ))
+}
+
+async fn behaves_like_rust(lang: &str) {
+    let (server, _dir) = server(lang);
+    let mut c = server.activities().await;
+    let ours = |t: &str| format!("{t}-{lang}");
+
+    // Same input, same output bytes (escapes and non-ASCII included).
+    for (n, input) in [json!({"name": "Ada"}), json!({"name": "Ada \"Lovelace\" é ☃"})].into_iter().enumerate() {
+        for ty in ["hello".to_string(), ours("hello")] {
+            c.start_activity(start_req(&ty, &format!("{ty}-{n}"), input.clone())).await.unwrap();
+        }
+        let rust = result(&mut c, &format!("hello-{n}"), 60.0).await;
+        let guest = result(&mut c, &format!("{}-{n}", ours("hello")), 60.0).await;
+        assert_eq!(guest.status, pb::ActivityStatus::Completed as i32, "{lang}: {guest:?}");
+        assert_eq!(guest.result.as_ref().unwrap().data, rust.result.as_ref().unwrap().data, "{lang} output differs");
+        assert_eq!(guest.result.as_ref().unwrap().encoding, "json/plain");
+    }
+
+    // An application error keeps its type, message and non-retryable flag:
+    // one attempt, then failed.
+    for ty in ["hello".to_string(), ours("hello")] {
+        c.start_activity(start_req(&ty, &format!("{ty}-empty"), json!({"name": "  "}))).await.unwrap();
+    }
+    let rust = result(&mut c, "hello-empty", 60.0).await;
+    let guest = result(&mut c, &format!("{}-empty", ours("hello")), 60.0).await;
+    assert_eq!(guest.status, pb::ActivityStatus::Failed as i32, "{lang}: {guest:?}");
+    assert_eq!(guest.attempt, 1);
+    let (rf, gf) = (rust.last_failure.unwrap(), guest.last_failure.unwrap());
+    assert_eq!(
+        (gf.source.as_str(), gf.error_type.as_str(), gf.message.as_str(), gf.non_retryable),
+        (rf.source.as_str(), rf.error_type.as_str(), rf.message.as_str(), rf.non_retryable)
+    );
+    assert_eq!((gf.error_type.as_str(), gf.non_retryable), ("EmptyName", true));
+
+    // A retryable error, then the next attempt resumes from the heartbeat.
+    let input = json!({"from": 0, "to": 6, "fail_at": 3});
+    for ty in ["resumable".to_string(), ours("resumable")] {
+        c.start_activity(start_req(&ty, &format!("{ty}-resume"), input.clone())).await.unwrap();
+    }
+    let rust = result(&mut c, "resumable-resume", 60.0).await;
+    let guest = result(&mut c, &format!("{}-resume", ours("resumable")), 60.0).await;
+    assert_eq!(guest.status, pb::ActivityStatus::Completed as i32, "{lang}: {guest:?}");
+    assert_eq!(guest.attempt, 2);
+    assert_eq!(decode(&guest.result), json!({"started_at": 3, "counted": 3, "sum": 12}));
+    assert_eq!(guest.result.as_ref().unwrap().data, rust.result.as_ref().unwrap().data);
+    assert_eq!(decode(&guest.heartbeat_details), json!({"next": 6}));
+    let d = describe(&mut c, &format!("{}-resume", ours("resumable"))).await;
+    let kinds: Vec<String> = d.history.iter().map(|h| h.kind.clone()).collect();
+    assert_eq!(kinds, ["scheduled", "started", "retry-scheduled", "started", "completed"], "{lang}");
+    assert_eq!(d.execution.unwrap().last_failure.unwrap().error_type, "Interrupted");
+
+    // Cancellation: the heartbeat answers it and the guest acknowledges.
+    let id = format!("{}-cancel", ours("resumable"));
+    c.start_activity(start_req(&ours("resumable"), &id, json!({"to": 100000, "step_ms": 20}))).await.unwrap();
+    wait_status(&mut c, &id, pb::ActivityStatus::Started).await;
+    c.request_cancel_activity(pb::RequestCancelActivityRequest { activity_id: id.clone(), run_id: String::new() })
+        .await
+        .unwrap();
+    let e = result(&mut c, &id, 60.0).await;
+    assert_eq!(e.status, pb::ActivityStatus::Cancelled as i32, "{lang}: {e:?}");
+    assert!(e.last_failure.as_ref().is_none_or(|f| f.source != "sandbox"), "{lang} had to be interrupted: {e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_guests_behave_like_rust() {
+    behaves_like_rust("python").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_guests_behave_like_rust() {
+    behaves_like_rust("js").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn c_guests_behave_like_rust() {
+    behaves_like_rust("c").await;
+}

@@ -11,7 +11,7 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::activity::{RetryPolicy, Timeouts};
-use crate::sandbox::{DirGrant, Grants, Limits};
+use crate::sandbox::{DirGrant, Grants, HttpRule, Limits};
 
 /// The whole host configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +145,10 @@ pub struct ActivityConfig {
     /// Host directories the guest may read and write.
     #[serde(default)]
     pub dirs_rw: Vec<String>,
+    /// Hosts the guest may reach with wasi:http: `HOST`, `HOST:PORT`,
+    /// `*.DOMAIN` or `*.DOMAIN:PORT`. None by default.
+    #[serde(default)]
+    pub allow_http: Vec<String>,
     #[serde(default, with = "opt_duration")]
     pub schedule_to_close_timeout: Option<Duration>,
     #[serde(default, with = "opt_duration")]
@@ -236,6 +240,7 @@ impl ActivityConfig {
         Grants {
             env: self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             dirs: dirs.filter_map(|(d, w)| DirGrant::parse(d, w).ok()).collect(),
+            http: self.allow_http.iter().filter_map(|h| h.parse().ok()).collect(),
         }
     }
 }
@@ -310,6 +315,9 @@ impl Config {
             a.retry.policy().validate().map_err(|e| format!("activities.{name}: {e}"))?;
             for (d, w) in a.dirs.iter().map(|d| (d, "dirs")).chain(a.dirs_rw.iter().map(|d| (d, "dirs_rw"))) {
                 DirGrant::parse(d, false).map_err(|e| format!("{}: {e}", key(w)))?;
+            }
+            for h in &a.allow_http {
+                h.parse::<HttpRule>().map_err(|e| format!("{}: {e}", key("allow_http")))?;
             }
         }
         Ok(())

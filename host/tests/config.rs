@@ -57,6 +57,13 @@ fn bad_values_name_their_key() {
     let err = parse("[server]\nlisten = \"nowhere\"\n").unwrap_err();
     assert!(err.starts_with("server.listen: invalid socket address"), "{err}");
 
+    let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\nallow_http = [\"https://x.com\"]\n").unwrap_err();
+    assert_eq!(
+        err,
+        "activities.a.allow_http: allowed HTTP host \"https://x.com\" must not have a scheme or path; \
+         expected HOST, HOST:PORT, *.DOMAIN or *.DOMAIN:PORT"
+    );
+
     let err = parse("[queues.q]\nslots = 0\n").unwrap_err();
     assert_eq!(err, "queues.q.slots: must be at least 1");
 

@@ -134,3 +134,72 @@ async fn javascript_guests_behave_like_rust() {
 async fn c_guests_behave_like_rust() {
     behaves_like_rust("c").await;
 }
+
+/// Answers every connection with one fixed JSON response; returns its port.
+fn http_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"ok":true}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_outbound_http_reaches_allow_listed_hosts_only() {
+    let port = http_server();
+    let fetch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("polyglot").join("fetch-python.wasm");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/fetch");
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("build")
+        .arg("--http")
+        .arg(&src)
+        .arg("-o")
+        .arg(&fetch)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (server, _dir) = Server::start(&format!(
+        r#"
+[activities.fetch-allowed]
+component = "{fetch}"
+start_to_close_timeout = "30s"
+allow_http = ["127.0.0.1:{port}"]
+
+[activities.fetch-denied]
+component = "{fetch}"
+start_to_close_timeout = "30s"
+allow_http = ["*.example.com", "127.0.0.1:1"]
+"#,
+        fetch = fetch.display()
+    ));
+    let mut c = server.activities().await;
+    let url = format!("http://127.0.0.1:{port}/status");
+    c.start_activity(start_req("fetch-allowed", "allowed", json!({ "url": url }))).await.unwrap();
+    c.start_activity(start_req("fetch-denied", "denied", json!({ "url": url }))).await.unwrap();
+
+    let e = result(&mut c, "allowed", 60.0).await;
+    assert_eq!(e.status, pb::ActivityStatus::Completed as i32, "{e:?}");
+    assert_eq!(decode(&e.result), json!({"status": 200, "content_type": "application/json", "body": "{\"ok\":true}"}));
+
+    let e = result(&mut c, "denied", 60.0).await;
+    assert_eq!(e.status, pb::ActivityStatus::Failed as i32, "{e:?}");
+    assert_eq!(e.attempt, 1, "a denial is not retried");
+    let f = e.last_failure.unwrap();
+    assert_eq!((f.error_type.as_str(), f.non_retryable), ("HttpRequestDenied", true));
+    assert!(f.message.contains("127.0.0.1 is not in this activity type's allow_http"), "{}", f.message);
+    let logs = describe(&mut c, "denied").await.logs;
+    let expected = format!("capability denied: HTTP GET {url} (not in allow_http: *.example.com, 127.0.0.1:1)");
+    assert!(logs.iter().any(|l| l.message == expected), "{logs:?}");
+}

@@ -34,7 +34,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from wit_world.imports import context as _host
-from wit_world.imports import types as _types
+
+try:  # componentize-py renames our `types` when the world has another (wasi:http's)
+    from wit_world.imports import sluice_activity_types as _types
+except ImportError:
+    from wit_world.imports import types as _types
 
 __all__ = [
     "activity", "Context", "Info", "ActivityError", "Cancelled", "Pending",

@@ -93,6 +93,11 @@ pub struct RunArgs {
     #[arg(long = "dir-rw", value_name = "HOST[::GUEST]")]
     pub dirs_rw: Vec<String>,
 
+    /// Let the guest make wasi:http requests to this host (HOST, HOST:PORT,
+    /// *.DOMAIN or *.DOMAIN:PORT; repeatable). Nothing is allowed by default.
+    #[arg(long = "allow-http", value_name = "HOST[:PORT]")]
+    pub allow_http: Vec<crate::sandbox::HttpRule>,
+
     /// Request cancellation after this long; the guest sees it on its next
     /// heartbeat. (Ctrl-C does the same; a second Ctrl-C interrupts.)
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -155,7 +160,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(details) = &last_heartbeat {
         details.check_size("--heartbeat-details", limits.max_payload)?;
     }
-    let mut grants = Grants { env: args.env.clone(), dirs: Vec::new() };
+    let mut grants = Grants { env: args.env.clone(), dirs: Vec::new(), http: args.allow_http.clone() };
     for (specs, writable) in [(&args.dirs, false), (&args.dirs_rw, true)] {
         for spec in specs {
             let grant = DirGrant::parse(spec, writable)?;

@@ -9,12 +9,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::LoadedComponent;
 use super::bindings::{ActivityInfo, Outcome};
 use super::control::{AttemptControl, InterruptReason};
 use super::events::AttemptEvent;
 use super::host_api::{ActivityHost, LogLimitExceeded};
+use super::http::HttpHooks;
 use super::limits::{Limits, MemoryLimiter};
 use super::wasi::{self, Captured, Grants};
 use crate::payload::{Payload, PayloadTooLarge};
@@ -148,8 +150,16 @@ pub struct AttemptReport {
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    http_hooks: HttpHooks,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) host: ActivityHost,
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
+    }
 }
 
 impl WasiView for StoreState {
@@ -203,7 +213,8 @@ fn prepare(
     deadline: Option<Instant>,
     denials: Arc<Mutex<Vec<String>>>,
 ) -> anyhow::Result<(Store<StoreState>, Captured)> {
-    let (wasi, captured) = wasi::build(&req.grants, req.limits.max_output, denials)?;
+    let (wasi, captured) = wasi::build(&req.grants, req.limits.max_output, denials.clone())?;
+    let http_hooks = HttpHooks { allow: req.grants.http.clone().into(), denials };
     let host = ActivityHost {
         info: req.info.clone(),
         task_token: req.task_token.clone(),
@@ -217,6 +228,8 @@ fn prepare(
     let state = StoreState {
         wasi,
         table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        http_hooks,
         limiter: MemoryLimiter::new(req.limits.memory),
         host,
     };

@@ -12,6 +12,7 @@ mod control;
 mod engine;
 mod events;
 mod host_api;
+mod http;
 mod limits;
 mod load;
 mod wasi;
@@ -34,6 +35,7 @@ pub use engine::{Allocation, EPOCH_TICK};
 pub use events::{AttemptEvent, LogLevel};
 pub use limits::{DEFAULT_MAX_OUTPUT, DEFAULT_MEMORY, Limits};
 pub use load::{DEFAULT_MAX_COMPONENT_SIZE, LoadError};
+pub use http::HttpRule;
 pub use wasi::{DirGrant, Grants};
 
 use attempt::StoreState;
@@ -71,6 +73,9 @@ impl Runtime {
         let handle = EngineHandle::new(allocation, metered)?;
         let mut linker = Linker::new(&handle.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Always linked, so a component importing wasi:http loads; what it
+        // may reach is the activity type's allow-list.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::ActivityComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s: &mut StoreState| &mut s.host,

@@ -1,7 +1,8 @@
 //! The WASI capabilities an attempt is granted: none unless configured.
 //! stdout/stderr are captured (bounded), environment variables are explicit,
-//! directories are opt-in preopens (read-only unless said), and every socket
-//! address the guest tries is refused and recorded.
+//! directories are opt-in preopens (read-only unless said), every socket
+//! address the guest tries is refused and recorded, and outbound HTTP goes
+//! only to allow-listed hosts (see `http`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -19,6 +20,8 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Host directories made visible to the guest.
     pub dirs: Vec<DirGrant>,
+    /// Destinations the guest may reach with wasi:http (none by default).
+    pub http: Vec<super::HttpRule>,
 }
 
 /// One preopened directory: `host` on the host appears as `guest` inside.

@@ -4,44 +4,17 @@
 //!
 //!     cargo bench -p sluice --bench instantiate
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
-use sluice::payload::Payload;
-use sluice::sandbox::{
-    ActivityInfo, Allocation, AttemptControl, AttemptOutcome, AttemptRequest, Grants, Limits, Sandbox,
-    SandboxConfig,
-};
+use sluice::sandbox::{Allocation, AttemptOutcome, Sandbox, SandboxConfig};
 use sluice_test_programs::NOOP;
+
+mod common;
+use common::request;
 
 const WARMUP: usize = 2_000;
 const RUNS: usize = 20_000;
-
-fn request() -> AttemptRequest {
-    AttemptRequest {
-        info: ActivityInfo {
-            activity_id: "bench".into(),
-            run_id: "run".into(),
-            activity_type: "noop".into(),
-            task_queue: "q".into(),
-            attempt: 1,
-            scheduled_time_ms: 0,
-            current_attempt_scheduled_time_ms: 0,
-            started_time_ms: 0,
-            schedule_to_close_deadline_ms: None,
-            start_to_close_deadline_ms: None,
-            heartbeat_timeout_ms: None,
-            host_task_queue: "q@host".into(),
-        },
-        input: Payload::json(&json!(null)),
-        last_heartbeat: None,
-        task_token: String::new(),
-        limits: Limits { timeout: Some(Duration::from_secs(10)), ..Limits::default() },
-        grants: Grants::default(),
-        control: std::sync::Arc::new(AttemptControl::new()),
-        events: None,
-    }
-}
 
 struct Stats {
     median: f64,
@@ -56,7 +29,7 @@ fn measure(rt: &tokio::runtime::Runtime, allocation: Allocation) -> (Allocation,
     let mut samples = Vec::with_capacity(RUNS);
     rt.block_on(async {
         for i in 0..WARMUP + RUNS {
-            let req = request();
+            let req = request(json!(null));
             let start = Instant::now();
             let report = component.run(req).await;
             let took = start.elapsed();

@@ -91,6 +91,17 @@ async fn behaves_like_rust(lang: &str) {
     );
     assert_eq!((gf.error_type.as_str(), gf.non_retryable), ("EmptyName", true));
 
+    // Input in another encoding: refused by the SDK before the function runs.
+    for ty in ["hello".to_string(), ours("hello")] {
+        let mut req = start_req(&ty, &format!("{ty}-text"), json!(null));
+        req.input = Some(pb::Payload { encoding: "text/plain".into(), data: b"Ada".to_vec() });
+        c.start_activity(req).await.unwrap();
+    }
+    let rust = result(&mut c, "hello-text", 60.0).await.last_failure.unwrap();
+    let guest = result(&mut c, &format!("{}-text", ours("hello")), 60.0).await.last_failure.unwrap();
+    assert_eq!((guest.error_type.as_str(), guest.non_retryable), ("InvalidInput", true), "{lang}");
+    assert_eq!(guest.message, rust.message);
+
     // A retryable error, then the next attempt resumes from the heartbeat.
     let input = json!({"from": 0, "to": 6, "fail_at": 3});
     for ty in ["resumable".to_string(), ours("resumable")] {

@@ -175,7 +175,7 @@ def _encode(value: Any, what: str) -> _types.Payload:
 
 def _decode(payload: _types.Payload, what: str) -> Any:
     if payload.encoding != JSON:
-        raise ActivityError(f"{what} has encoding {payload.encoding!r}, expected {JSON!r}",
+        raise ActivityError(f'{what} has encoding "{payload.encoding}", expected "{JSON}"',
                             INVALID_INPUT, non_retryable=True)
     if not payload.data:
         return None

@@ -44,7 +44,7 @@ pub(super) fn build(job: &Job) -> anyhow::Result<()> {
     if sources.is_empty() {
         bail!("a C guest needs at least one .c file in {}", job.dir.display());
     }
-    ensure_toolchain()?;
+    ensure_toolchain(job.toolchains)?;
     let gen_dir = job.scratch.join("gen");
     let wit = job.scratch.join("wit");
     sdk::write_wit(&wit)?;
@@ -102,8 +102,13 @@ fn generate_bindings(wit: &Path, world: &str, out: &Path) -> anyhow::Result<()> 
 
 /// Installs the Debian packages when something is missing: with apt-get as
 /// root, otherwise an error saying the command to run.
-fn ensure_toolchain() -> anyhow::Result<()> {
-    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect();
+fn ensure_toolchain(toolchains: &toolchain::Toolchains) -> anyhow::Result<()> {
+    let missing = || -> Vec<&str> { REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect() };
+    if missing().is_empty() {
+        return Ok(());
+    }
+    let _lock = toolchains.lock("c-apt")?;
+    let missing = missing();
     if missing.is_empty() {
         return Ok(());
     }
@@ -120,7 +125,7 @@ fn ensure_toolchain() -> anyhow::Result<()> {
     let install = || {
         toolchain::run(
             Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(["install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"])
                 .args(toolchain::C_PACKAGES)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
             &format!("apt-get install {packages} (Debian packages)"),
@@ -131,7 +136,7 @@ fn ensure_toolchain() -> anyhow::Result<()> {
         toolchain::run(Command::new("apt-get").args(["update", "-q"]), "apt-get update")?;
         install()?;
     }
-    let still: Vec<&str> = REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect();
+    let still = REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect::<Vec<_>>();
     if !still.is_empty() {
         bail!("apt-get installed {packages}, but {} is still missing", still.join(", "));
     }

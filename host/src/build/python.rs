@@ -49,6 +49,8 @@ pub(super) fn build(job: &Job) -> anyhow::Result<()> {
             .arg("-o")
             .arg(job.out)
             .arg("sluice_entry")
+            // Its own Rust backtrace would bury the Python traceback.
+            .env("RUST_BACKTRACE", "0")
             .current_dir(job.dir),
         "componentize-py",
     )?;

@@ -41,6 +41,17 @@ impl Toolchains {
         &self.root
     }
 
+    /// Holds `<root>/<name>.lock` until dropped: one install of `name` at a
+    /// time, across processes.
+    pub fn lock(&self, name: &str) -> anyhow::Result<File> {
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create the toolchain folder {}", self.root.display()))?;
+        let path = self.root.join(format!("{name}.lock"));
+        let lock = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        lock.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(lock)
+    }
+
     /// The folder of toolchain `name`, installing it with `install` first if
     /// no complete install is there. Installs hold a file lock; an install
     /// that was interrupted is started over.
@@ -55,11 +66,7 @@ impl Toolchains {
         if done.exists() {
             return Ok(dir);
         }
-        fs::create_dir_all(&self.root)
-            .with_context(|| format!("cannot create the toolchain folder {}", self.root.display()))?;
-        let lock_path = self.root.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let _lock = self.lock(name)?;
         if done.exists() {
             return Ok(dir);
         }
@@ -80,7 +87,7 @@ pub fn run(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow::anyhow!("{what}: `{program}` was not found on PATH")
+            anyhow::anyhow!("{what}: `{program}` was not found")
         } else {
             anyhow::anyhow!("{what}: cannot run `{program}`: {e}")
         }

@@ -1,0 +1,106 @@
+//! The `hello` activity in Rust, C, Python and JavaScript: fresh instance +
+//! call per attempt, and what loading costs with and without the compiled-
+//! component cache, all in one run (compare ratios; the machines are noisy).
+//! The C, Python and JS guests are built with `sluice build` first, which
+//! installs their toolchains on first use.
+//!
+//!     cargo bench -p sluice --bench guests
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use sluice::build::{BuildOptions, Language, Toolchains};
+use sluice::sandbox::{Allocation, AttemptOutcome, CacheUse, Sandbox, SandboxConfig};
+
+mod common;
+use common::request;
+
+struct Guest {
+    name: &'static str,
+    path: PathBuf,
+    runs: usize,
+}
+
+fn build(lang: &str, language: Language) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-guests").join(format!("hello-{lang}.wasm"));
+    let opts = BuildOptions {
+        dir: root.join("examples").join(lang).join("hello"),
+        out: Some(out.clone()),
+        language: Some(language),
+        http: false,
+        toolchains: Toolchains::new(std::env::var_os("SLUICE_TOOLCHAINS").map(PathBuf::from)).unwrap(),
+    };
+    sluice::build::build(&opts).unwrap_or_else(|e| panic!("cannot build the {lang} guest: {e:#}"));
+    out
+}
+
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn main() {
+    let guests = [
+        Guest { name: "Rust", path: sluice_test_programs::HELLO.into(), runs: 20_000 },
+        Guest { name: "C", path: build("c", Language::C), runs: 20_000 },
+        Guest { name: "Python", path: build("python", Language::Python), runs: 2_000 },
+        Guest { name: "JavaScript", path: build("js", Language::Js), runs: 2_000 },
+    ];
+    let cache = tempfile::tempdir().unwrap();
+    let sandbox = |cache_dir: Option<PathBuf>| {
+        Sandbox::new(SandboxConfig {
+            allocation: Allocation::Pooling { instances: 100 },
+            cache_dir,
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    };
+    let cold = sandbox(Some(cache.path().to_path_buf()));
+    let warm = sandbox(Some(cache.path().to_path_buf()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    println!("hello in four languages: fresh instance + call (pooling allocator, copy-on-write heap images)");
+    println!(
+        "  {:<10} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9}",
+        "language", "size", "compile", "cache load", "median", "p99", "vs Rust"
+    );
+    let mut rust_median = None;
+    for g in &guests {
+        let size = std::fs::metadata(&g.path).unwrap().len();
+        let compiled = cold.load(&g.path, false).expect("load");
+        let cached = warm.load(&g.path, false).expect("load from cache");
+        assert_eq!(cached.cache, CacheUse::Hit, "{} was compiled again", g.name);
+        let mut samples = Vec::with_capacity(g.runs);
+        rt.block_on(async {
+            for i in 0..g.runs + g.runs / 10 {
+                let start = Instant::now();
+                let report = cached.run(request(json!({"name": "Ada"}))).await;
+                let took = start.elapsed().as_secs_f64() * 1e6;
+                match &report.outcome {
+                    AttemptOutcome::Completed { result } => {
+                        assert_eq!(result.data, br#"{"greeting":"Hello, Ada!"}"#, "{}", g.name)
+                    }
+                    other => panic!("{}: {other:?}", g.name),
+                }
+                if i >= g.runs / 10 {
+                    samples.push(took);
+                }
+            }
+        });
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let median = percentile(&samples, 50);
+        let rust = *rust_median.get_or_insert(median);
+        println!(
+            "  {:<10} {:>9} {:>10.0}ms {:>10.1}ms {:>10.1}µs {:>10.1}µs {:>8.1}x",
+            g.name,
+            bytesize::ByteSize(size).to_string(),
+            compiled.load_time.as_secs_f64() * 1e3,
+            cached.load_time.as_secs_f64() * 1e3,
+            median,
+            percentile(&samples, 99),
+            median / rust
+        );
+    }
+    println!("  (compile: first load, cranelift; cache load: a second sandbox reading the compiled-component cache)");
+}

@@ -4,7 +4,7 @@
 //! The C, Python and JS guests are built with `sluice build` first, which
 //! installs their toolchains on first use.
 //!
-//!     cargo bench -p sluice --bench guests
+//!     cargo bench -p sluice --bench guests [-- python js ...]
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,12 +41,20 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
 }
 
 fn main() {
-    let guests = [
-        Guest { name: "Rust", path: sluice_test_programs::HELLO.into(), runs: 20_000 },
-        Guest { name: "C", path: build("c", Language::C), runs: 20_000 },
-        Guest { name: "Python", path: build("python", Language::Python), runs: 2_000 },
-        Guest { name: "JavaScript", path: build("js", Language::Js), runs: 2_000 },
-    ];
+    // `cargo bench` passes `--bench`; other arguments pick languages (Rust is
+    // always measured: it is the reference).
+    let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |lang: &str| picked.is_empty() || picked.iter().any(|p| p == lang);
+    let mut guests = vec![Guest { name: "Rust", path: sluice_test_programs::HELLO.into(), runs: 20_000 }];
+    for (lang, name, language, runs) in [
+        ("c", "C", Language::C, 20_000),
+        ("python", "Python", Language::Python, 2_000),
+        ("js", "JavaScript", Language::Js, 2_000),
+    ] {
+        if wanted(lang) {
+            guests.push(Guest { name, path: build(lang, language), runs });
+        }
+    }
     let cache = tempfile::tempdir().unwrap();
     let sandbox = |cache_dir: Option<PathBuf>| {
         Sandbox::new(SandboxConfig {

@@ -18,8 +18,12 @@ from typing import Any, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from componentize_py_types import Err, Ok
-from wit_world.imports import outgoing_handler, streams
-from wit_world.imports import wasi_http_types as _http
+
+try:
+    from wit_world.imports import outgoing_handler, streams
+    from wit_world.imports import wasi_http_types as _http
+except ImportError:
+    raise ImportError("sluice.http needs the wasi:http world: build with `sluice build --http`") from None
 
 from . import ActivityError
 

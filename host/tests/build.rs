@@ -130,3 +130,31 @@ fn a_toolchain_that_cannot_be_installed_says_which_and_why() {
     // Nothing half-installed is taken for a toolchain next time.
     assert!(!toolchains.path().join("python-componentize-py-0.25.1/.installed").exists());
 }
+
+#[test]
+fn builds_work_offline_once_the_toolchains_are_installed() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let out_dir = tempfile::tempdir().unwrap();
+    let probe = Command::new("unshare").args(["-n", "true"]).output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "this test cuts the network with `unshare -n`, which needs root (or CAP_SYS_ADMIN): {probe:?}"
+    );
+    for lang in ["python", "js", "c"] {
+        let src = examples.join(lang).join("hello");
+        let wasm = out_dir.path().join(format!("{lang}.wasm"));
+        // Online first, so the toolchain is installed...
+        let out = sluice_build(&["-o", wasm.to_str().unwrap()], &src, &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::remove_file(&wasm).unwrap();
+        // ...then again in a network namespace with no interfaces up.
+        let out = Command::new("unshare")
+            .args(["-n", env!("CARGO_BIN_EXE_sluice"), "build", "-o", wasm.to_str().unwrap()])
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{lang} offline: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(&wasm, r#"{"name":"Ada"}"#);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"greeting":"Hello, Ada!"}"#, "{lang}");
+    }
+}

@@ -73,6 +73,14 @@ async fn behaves_like_rust(lang: &str) {
         assert_eq!(guest.status, pb::ActivityStatus::Completed as i32, "{lang}: {guest:?}");
         assert_eq!(guest.result.as_ref().unwrap().data, rust.result.as_ref().unwrap().data, "{lang} output differs");
         assert_eq!(guest.result.as_ref().unwrap().encoding, "json/plain");
+        // The same structured log record.
+        let log = |logs: Vec<pb::LogRecord>| {
+            logs.into_iter().find(|l| l.message == "greeting").map(|l| (l.level, l.fields)).expect("a greeting log")
+        };
+        let rust_log = log(describe(&mut c, &format!("hello-{n}")).await.logs);
+        let guest_log = log(describe(&mut c, &format!("{}-{n}", ours("hello"))).await.logs);
+        assert_eq!(guest_log, rust_log, "{lang}");
+        assert_eq!(guest_log.1["name"], input["name"].as_str().unwrap());
     }
 
     // An application error keeps its type, message and non-retryable flag:

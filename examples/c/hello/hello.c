@@ -25,6 +25,8 @@ sluice_result sluice_activity_run(const char *input, size_t len) {
         free(name);
         return sluice_error_non_retryable("EmptyName", "name must not be empty");
     }
+    const char *fields[] = {"name", name};
+    sluice_log(SLUICE_INFO, "greeting", fields, 1);
     sluice_progress(100, "greeted");
     char *greeting = sluice_json_printf("Hello, %s!", name);
     char *quoted = sluice_json_quote(greeting);

@@ -11,6 +11,7 @@ export default function hello(ctx, input) {
   if (!input.name.trim()) {
     throw new ActivityError("name must not be empty", { type: "EmptyName", nonRetryable: true });
   }
+  ctx.log("info", "greeting", { name: input.name });
   ctx.progress(100, "greeted");
   return { greeting: `Hello, ${input.name}!` };
 }

@@ -15,5 +15,6 @@ def hello(ctx: sluice.Context, input: dict) -> dict:
                                    sluice.INVALID_INPUT, non_retryable=True)
     if not name.strip():
         raise sluice.ActivityError("name must not be empty", "EmptyName", non_retryable=True)
+    ctx.log(sluice.LogLevel.INFO, "greeting", name=name)
     ctx.progress(100.0, "greeted")
     return {"greeting": f"Hello, {name}!"}

@@ -158,3 +158,32 @@ fn builds_work_offline_once_the_toolchains_are_installed() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"greeting":"Hello, Ada!"}"#, "{lang}");
     }
 }
+
+/// Every SDK can hand work off: it logs its task token and returns pending.
+#[test]
+fn pending_with_the_task_token_in_every_sdk() {
+    let guests = [
+        guest(&[(
+            "app.py",
+            "import sluice\n@sluice.activity\ndef later(ctx, input):\n    ctx.log(sluice.LogLevel.INFO, 'handed off', token=ctx.task_token())\n    raise sluice.Pending()\n",
+        )]),
+        guest(&[(
+            "app.js",
+            "import { Pending } from \"sluice\";\nexport default function (ctx) {\n  ctx.log(\"info\", \"handed off\", { token: ctx.taskToken() });\n  throw new Pending();\n}\n",
+        )]),
+        guest(&[(
+            "later.c",
+            "#include <stdlib.h>\n#include \"sluice.h\"\nsluice_result sluice_activity_run(const char *in, size_t n) {\n    char *token = sluice_task_token();\n    const char *fields[] = {\"token\", token};\n    sluice_log(SLUICE_INFO, \"handed off\", fields, 1);\n    free(token);\n    return sluice_pending();\n}\n",
+        )]),
+    ];
+    for dir in &guests {
+        let wasm = dir.path().join("later.wasm");
+        let out = sluice_build(&["-o", wasm.to_str().unwrap()], dir.path(), &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(&wasm, "null");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("log info handed off token=local:"), "{stderr}");
+        assert!(stderr.contains("pending after"), "{stderr}");
+    }
+}

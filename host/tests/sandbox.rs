@@ -11,7 +11,7 @@ use common::*;
 use serde_json::{Value, json};
 use sluice::payload::Payload;
 use sluice::sandbox::{
-    AttemptControl, AttemptEvent, AttemptOutcome, DirGrant, FailureKind, InterruptReason, Limits,
+    AttemptControl, AttemptEvent, AttemptOutcome, DirGrant, FailureKind, InterruptReason, Limits, LogLevel,
 };
 use sluice_test_programs::{HELLO, MISBEHAVING, RESUMABLE};
 
@@ -44,7 +44,13 @@ fn limits() -> Limits {
 async fn hello_transforms_input_to_output() {
     let (report, events) = run_with_events(&load(HELLO), request(json!({"name": "Ada"}))).await;
     assert_eq!(completed(&report), json!({"greeting": "Hello, Ada!"}));
-    assert!(matches!(&events[..], [AttemptEvent::Progress { percent: Some(p), message }] if *p == 100.0 && message == "greeted"));
+    assert!(
+        matches!(&events[..], [
+            AttemptEvent::Log { level: LogLevel::Info, message: log, fields },
+            AttemptEvent::Progress { percent: Some(p), message },
+        ] if log == "greeting" && fields == &[("name".to_string(), "Ada".to_string())] && *p == 100.0 && message == "greeted"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,7 +22,7 @@ pub struct BuildArgs {
     pub dir: PathBuf,
 
     /// Where to write the component [default: <DIR>/<folder name>.wasm].
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
     /// The guest's language, when detection is not wanted.
@@ -35,7 +35,7 @@ pub struct BuildArgs {
     pub http: bool,
 
     /// Where toolchains are installed [default: ~/.cache/sluice/toolchains].
-    #[arg(long, env = "SLUICE_TOOLCHAINS")]
+    #[arg(long, env = "SLUICE_TOOLCHAINS", value_name = "DIR")]
     pub toolchains: Option<PathBuf>,
 }
 

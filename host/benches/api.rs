@@ -48,7 +48,8 @@ fn main() {
         let t = Instant::now();
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|c| {
-                let mut client = pb::activity_service_client::ActivityServiceClient::new(channels[c % CONNECTIONS].clone());
+                let mut client =
+                    pb::activity_service_client::ActivityServiceClient::new(channels[c % CONNECTIONS].clone());
                 let input = input.clone();
                 tokio::spawn(async move {
                     for i in (c..n).step_by(CLIENTS) {
@@ -75,7 +76,8 @@ fn main() {
         let t = Instant::now();
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|c| {
-                let mut client = pb::completion_service_client::CompletionServiceClient::new(channels[c % CONNECTIONS].clone());
+                let mut client =
+                    pb::completion_service_client::CompletionServiceClient::new(channels[c % CONNECTIONS].clone());
                 tokio::spawn(async move {
                     for i in (c..n).step_by(CLIENTS) {
                         let req = pb::CompleteActivityRequest {
@@ -97,6 +99,9 @@ fn main() {
         assert_eq!(engine.stats().completed.load(Ordering::Relaxed), n as u64);
         println!("gRPC over loopback, {CLIENTS} concurrent clients on {CONNECTIONS} connections, {n} activities");
         println!("  StartActivity:    {:.0} starts/s", n as f64 / starts.as_secs_f64());
-        println!("  CompleteActivity: {:.0} async completions/s (by activity id, each committed)", n as f64 / completions.as_secs_f64());
+        println!(
+            "  CompleteActivity: {:.0} async completions/s (by activity id, each committed)",
+            n as f64 / completions.as_secs_f64()
+        );
     });
 }

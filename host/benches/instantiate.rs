@@ -23,8 +23,8 @@ struct Stats {
 }
 
 fn measure(rt: &tokio::runtime::Runtime, allocation: Allocation) -> (Allocation, Stats) {
-    let sandbox = Sandbox::new(SandboxConfig { allocation, cache_dir: None, ..SandboxConfig::default() })
-        .expect("sandbox");
+    let sandbox =
+        Sandbox::new(SandboxConfig { allocation, cache_dir: None, ..SandboxConfig::default() }).expect("sandbox");
     let component = sandbox.load(NOOP.as_ref(), false).expect("load noop");
     let mut samples = Vec::with_capacity(RUNS);
     rt.block_on(async {

@@ -296,9 +296,10 @@ impl Config {
         }
         for (name, queue) in &self.queues {
             if let Some(rate) = queue.rate_limit
-                && !(rate >= 0.0 && rate.is_finite()) {
-                    return Err(format!("queues.{name}.rate_limit: must be a number ≥ 0, got {rate}"));
-                }
+                && !(rate >= 0.0 && rate.is_finite())
+            {
+                return Err(format!("queues.{name}.rate_limit: must be a number ≥ 0, got {rate}"));
+            }
             if queue.slots == 0 {
                 return Err(format!("queues.{name}.slots: must be at least 1"));
             }

@@ -16,8 +16,8 @@ macro_rules! say {
 }
 
 pub mod activity;
-pub mod build;
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -101,9 +101,6 @@ pub struct PayloadTooLarge {
 
 /// Serialises an optional payload as its JSON value (see
 /// [`Payload::to_json_value`]), for human- and script-facing output.
-pub fn serialize_opt_as_json<S: serde::Serializer>(
-    payload: &Option<Payload>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub fn serialize_opt_as_json<S: serde::Serializer>(payload: &Option<Payload>, s: S) -> Result<S::Ok, S::Error> {
     payload.as_ref().map(Payload::to_json_value).serialize(s)
 }

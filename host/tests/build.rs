@@ -56,7 +56,10 @@ fn folders_without_a_known_entry_file_are_refused() {
     let dir = guest(&[("README.md", "nothing to build")]);
     let err = failure(&sluice_build(&[], dir.path(), &[]));
     assert!(
-        err.contains("cannot tell the language of the guest in") && err.contains("expected Cargo.toml (Rust), app.py (Python), app.js (JavaScript) or *.c files (C); pass --lang"),
+        err.contains("cannot tell the language of the guest in")
+            && err.contains(
+                "expected Cargo.toml (Rust), app.py (Python), app.js (JavaScript) or *.c files (C); pass --lang"
+            ),
         "{err}"
     );
     let err = failure(&sluice_build(&[], &dir.path().join("missing"), &[]));
@@ -70,7 +73,10 @@ fn python_errors_name_the_problem() {
     // No @sluice.activity: refused at build time.
     let dir = guest(&[("app.py", "def hello(ctx, input):\n    return input\n")]);
     let err = failure(&sluice_build(&[], dir.path(), &[]));
-    assert!(err.contains("componentize-py failed") && err.contains("app.py has no function marked @sluice.activity"), "{err}");
+    assert!(
+        err.contains("componentize-py failed") && err.contains("app.py has no function marked @sluice.activity"),
+        "{err}"
+    );
 
     // A syntax error: Python's own message, with the line.
     let dir = guest(&[("app.py", "import sluice\n@sluice.activity\ndef hello(ctx, input)\n    return 1\n")]);
@@ -97,9 +103,15 @@ fn javascript_and_c_compile_errors_are_shown() {
     let err = failure(&sluice_build(&[], dir.path(), &[]));
     assert!(err.contains("bundling app.js with esbuild failed") && err.contains("app.js:2"), "{err}");
 
-    let dir = guest(&[("main.c", "#include \"sluice.h\"\nsluice_result sluice_activity_run(const char *in, size_t n) { return oops; }\n")]);
+    let dir = guest(&[(
+        "main.c",
+        "#include \"sluice.h\"\nsluice_result sluice_activity_run(const char *in, size_t n) { return oops; }\n",
+    )]);
     let err = failure(&sluice_build(&[], dir.path(), &[]));
-    assert!(err.contains("compiling with clang-19 failed") && err.contains("main.c:2") && err.contains("oops"), "{err}");
+    assert!(
+        err.contains("compiling with clang-19 failed") && err.contains("main.c:2") && err.contains("oops"),
+        "{err}"
+    );
 
     // A C guest that forgets the entry point: the linker says which.
     let dir = guest(&[("main.c", "int unrelated(void) { return 1; }\n")]);
@@ -112,7 +124,11 @@ fn a_toolchain_that_cannot_be_installed_says_which_and_why() {
     let toolchains = tempfile::tempdir().unwrap();
     let tc = toolchains.path().to_str().unwrap();
     let dir = guest(&[("app.py", "import sluice\n")]);
-    let err = failure(&sluice_build(&[], dir.path(), &[("SLUICE_TOOLCHAINS", tc), ("SLUICE_PYTHON", "/nonexistent/python3")]));
+    let err = failure(&sluice_build(
+        &[],
+        dir.path(),
+        &[("SLUICE_TOOLCHAINS", tc), ("SLUICE_PYTHON", "/nonexistent/python3")],
+    ));
     assert!(
         err.contains("cannot install the Python toolchain (componentize-py==0.25.1 from PyPI)")
             && err.contains("`/nonexistent/python3` was not found"),
@@ -121,7 +137,8 @@ fn a_toolchain_that_cannot_be_installed_says_which_and_why() {
 
     let dir = guest(&[("app.js", "export default () => 1;\n")]);
     let empty = tempfile::tempdir().unwrap();
-    let err = failure(&sluice_build(&[], dir.path(), &[("SLUICE_TOOLCHAINS", tc), ("PATH", empty.path().to_str().unwrap())]));
+    let err =
+        failure(&sluice_build(&[], dir.path(), &[("SLUICE_TOOLCHAINS", tc), ("PATH", empty.path().to_str().unwrap())]));
     assert!(
         err.contains("cannot install the JavaScript toolchain")
             && err.contains("checking Node.js (needs node >= 18 and npm): `node` was not found"),

@@ -119,11 +119,18 @@ fn grants_are_given_by_flags() {
 fn bad_arguments_are_clear_errors() {
     let out = sluice(&["run", HELLO, "--input", "{not json"]);
     assert_eq!(code(&out), 1);
-    assert!(text(&out.stderr).starts_with("error: --input is not valid JSON: key must be a string"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: --input is not valid JSON: key must be a string"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = sluice(&["run", "/nonexistent/x.wasm"]);
     assert_eq!(code(&out), 1);
-    assert_eq!(text(&out.stderr), "error: cannot read component /nonexistent/x.wasm: No such file or directory (os error 2)\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: cannot read component /nonexistent/x.wasm: No such file or directory (os error 2)\n"
+    );
 
     let out = sluice(&["run", HELLO, "--dir", "/nonexistent-dir"]);
     assert_eq!(code(&out), 1);

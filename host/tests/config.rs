@@ -57,7 +57,10 @@ fn bad_values_name_their_key() {
     let err = parse("[server]\nlisten = \"nowhere\"\n").unwrap_err();
     assert!(err.starts_with("server.listen: invalid socket address"), "{err}");
 
-    let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\nallow_http = [\"https://x.com\"]\n").unwrap_err();
+    let err = parse(
+        "[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\nallow_http = [\"https://x.com\"]\n",
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         "activities.a.allow_http: allowed HTTP host \"https://x.com\" must not have a scheme or path; \
@@ -77,7 +80,8 @@ fn an_activity_without_a_close_timeout_is_refused() {
     assert_eq!(err, "activities.a: one of schedule_to_close_timeout and start_to_close_timeout is required");
     let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\n[activities.a.retry]\nbackoff_coefficient = 0.5\n").unwrap_err();
     assert_eq!(err, "activities.a: retry_policy.backoff_coefficient must be at least 1.0, got 0.5");
-    let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\nqueues = []\n").unwrap_err();
+    let err =
+        parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"1s\"\nqueues = []\n").unwrap_err();
     assert_eq!(err, "activities.a.queues: list at least one task queue");
 }
 

@@ -26,7 +26,13 @@ async fn all_closed(server: &Server, ids: &[String], within: Duration) -> Vec<pb
         if closed.len() == ids.len() {
             return closed;
         }
-        assert!(Instant::now() < deadline, "{} of {} executions never closed:\n{}", ids.len() - closed.len(), ids.len(), server.log());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} executions never closed:\n{}",
+            ids.len() - closed.len(),
+            ids.len(),
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -58,7 +64,11 @@ async fn crash_round(round: usize, kill_after: Duration) {
     let mut token = String::new();
     loop {
         let page = c
-            .list_activities(pb::ListActivitiesRequest { page_size: 1000, page_token: token.clone(), ..Default::default() })
+            .list_activities(pb::ListActivitiesRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -33,7 +33,10 @@ fn a_non_wasm_file_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "notes.wasm", b"hello, I am text");
     let err = load_err(&path);
-    assert_eq!(err, format!("{} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)", path.display()));
+    assert_eq!(
+        err,
+        format!("{} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)", path.display())
+    );
 }
 
 #[test]
@@ -61,20 +64,23 @@ fn a_component_without_the_activity_export_is_rejected() {
     let err = load_err(&path);
     assert_eq!(
         err,
-        format!("{} does not export `sluice:activity/activity@0.1.0`; is it built against the sluice:activity WIT world? (it exports: nothing)", path.display())
+        format!(
+            "{} does not export `sluice:activity/activity@0.1.0`; is it built against the sluice:activity WIT world? (it exports: nothing)",
+            path.display()
+        )
     );
 }
 
 #[test]
 fn an_oversized_component_is_rejected_before_reading() {
-    let sandbox = Sandbox::new(SandboxConfig {
-        allocation: Allocation::OnDemand,
-        cache_dir: None,
-        max_component_size: 1000,
-    })
-    .unwrap();
+    let sandbox =
+        Sandbox::new(SandboxConfig { allocation: Allocation::OnDemand, cache_dir: None, max_component_size: 1000 })
+            .unwrap();
     let err = sandbox.load(HELLO.as_ref(), false).err().expect("too large").to_string();
-    assert!(err.starts_with(&format!("component {HELLO} is ")) && err.ends_with("bytes, over the limit of 1000 bytes"), "{err}");
+    assert!(
+        err.starts_with(&format!("component {HELLO} is ")) && err.ends_with("bytes, over the limit of 1000 bytes"),
+        "{err}"
+    );
     assert!(matches!(sandbox.load(HELLO.as_ref(), false), Err(LoadError::TooLarge { .. })));
 }
 
@@ -106,7 +112,12 @@ async fn compiled_components_are_cached_on_disk_and_damaged_entries_replaced() {
 
 #[test]
 fn on_demand_allocation_works_too() {
-    let sandbox = Sandbox::new(SandboxConfig { allocation: Allocation::OnDemand, cache_dir: Some(common::cache_dir()), ..SandboxConfig::default() }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        allocation: Allocation::OnDemand,
+        cache_dir: Some(common::cache_dir()),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
     assert_eq!(sandbox.allocation(), Allocation::OnDemand);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(sandbox.load(HELLO.as_ref(), false).unwrap().run(common::request(json!({"name": "od"}))));

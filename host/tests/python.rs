@@ -67,11 +67,17 @@ async fn the_mail_service_completes_async_email_activities() {
     let mut c = server.activities().await;
     for i in 0..3 {
         let id = format!("mail-{i}");
-        c.start_activity(start_req("send-email", &id, json!({"to": format!("u{i}@example.com"), "subject": "hi"}))).await.unwrap();
+        c.start_activity(start_req("send-email", &id, json!({"to": format!("u{i}@example.com"), "subject": "hi"})))
+            .await
+            .unwrap();
     }
     let outbox = server.dir.join("outbox");
     let addr = server.addr.trim_start_matches("http://").to_string();
-    let log = python("examples/async-email/mail_service.py", &["--outbox", outbox.to_str().unwrap(), "--count", "3", "--timeout", "60"], &addr);
+    let log = python(
+        "examples/async-email/mail_service.py",
+        &["--outbox", outbox.to_str().unwrap(), "--count", "3", "--timeout", "60"],
+        &addr,
+    );
     assert_eq!(log.lines().filter(|l| l.starts_with("sending to u")).count(), 3, "{log}");
     for i in 0..3 {
         let e = result(&mut c, &format!("mail-{i}"), 10.0).await;

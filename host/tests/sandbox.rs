@@ -61,11 +61,8 @@ async fn application_error_keeps_type_and_non_retryable_flag() {
     assert!(e.non_retryable);
     assert_eq!(e.message, "name must not be empty");
 
-    let report = misbehave(
-        json!({"do": "fail", "type": "Flaky", "message": "try later", "retry_ms": 1500}),
-        limits(),
-    )
-    .await;
+    let report =
+        misbehave(json!({"do": "fail", "type": "Flaky", "message": "try later", "retry_ms": 1500}), limits()).await;
     let AttemptOutcome::Failed(e) = &report.outcome else { panic!("{:?}", report.outcome) };
     assert_eq!((e.error_type.as_str(), e.non_retryable), ("Flaky", false));
     assert_eq!(e.next_retry_delay, Some(Duration::from_millis(1500)));
@@ -96,9 +93,12 @@ async fn heartbeats_and_progress_reach_the_host_in_order() {
     assert_eq!(
         seen,
         [
-            "hb {\"next\":1}", "p 33 counted 1",
-            "hb {\"next\":2}", "p 67 counted 2",
-            "hb {\"next\":3}", "p 100 counted 3",
+            "hb {\"next\":1}",
+            "p 33 counted 1",
+            "hb {\"next\":2}",
+            "p 67 counted 2",
+            "hb {\"next\":3}",
+            "p 100 counted 3",
         ]
     );
     assert_eq!(report.last_heartbeat.unwrap().to_json_value(), json!({"next": 3}));

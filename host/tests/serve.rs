@@ -6,16 +6,20 @@ mod common;
 use std::time::Duration;
 
 use common::server::*;
-use sluice::api::pb::operator_service_client::OperatorServiceClient;
 use serde_json::json;
 use sluice::api::pb;
+use sluice::api::pb::operator_service_client::OperatorServiceClient;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn start_watch_result() {
     let (server, _dir) = Server::start("");
     let mut c = server.activities().await;
-    let r = c.start_activity(start_req("resumable", "count-1", json!({"to": 3, "step_ms": 50}))).await.unwrap().into_inner();
+    let r = c
+        .start_activity(start_req("resumable", "count-1", json!({"to": 3, "step_ms": 50})))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.started);
     let mut stream = c
         .watch_activity(pb::WatchActivityRequest { activity_id: "count-1".into(), run_id: String::new() })
@@ -56,7 +60,9 @@ async fn retries_and_timeouts_are_recorded_in_the_history() {
     assert_eq!(kinds, ["scheduled", "started", "retry-scheduled", "started", "timed-out"]);
 
     // An application error is retried per policy, then fails.
-    c.start_activity(start_req("misbehaving", "flaky", json!({"do": "fail", "type": "Flaky", "message": "nope"}))).await.unwrap();
+    c.start_activity(start_req("misbehaving", "flaky", json!({"do": "fail", "type": "Flaky", "message": "nope"})))
+        .await
+        .unwrap();
     let e = result(&mut c, "flaky", 30.0).await;
     assert_eq!(e.status, pb::ActivityStatus::Failed as i32);
     assert_eq!(e.attempt, 2);
@@ -77,7 +83,9 @@ async fn retries_and_timeouts_are_recorded_in_the_history() {
 async fn async_completion_by_task_token_with_the_cli() {
     let (server, _dir) = Server::start("");
     let mut c = server.activities().await;
-    c.start_activity(start_req("send-email", "mail-1", json!({"to": "ada@example.com", "subject": "hi"}))).await.unwrap();
+    c.start_activity(start_req("send-email", "mail-1", json!({"to": "ada@example.com", "subject": "hi"})))
+        .await
+        .unwrap();
     let outbox = server.dir.join("outbox/mail-1-1.json");
     let message = wait_for_file(&outbox).await;
     let e = describe(&mut c, "mail-1").await.execution.unwrap();
@@ -96,14 +104,18 @@ async fn async_completion_by_task_token_with_the_cli() {
     assert!(out.status.success());
     let out = server.cli(&["complete", "--task-token", token, "--result", r#"{"message_id":"other"}"#]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already completed with a different result (FailedPrecondition)"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already completed with a different result (FailedPrecondition)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn async_completion_by_activity_id_with_the_cli() {
     let (server, _dir) = Server::start("");
     let mut c = server.activities().await;
-    c.start_activity(start_req("send-email", "mail-2", json!({"to": "bob@example.com", "subject": "yo"}))).await.unwrap();
+    c.start_activity(start_req("send-email", "mail-2", json!({"to": "bob@example.com", "subject": "yo"})))
+        .await
+        .unwrap();
     wait_for_file(&server.dir.join("outbox/mail-2-1.json")).await;
     let out = server.cli(&["complete", "--id", "mail-2", "--result", r#"{"ok":true}"#]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -121,7 +133,12 @@ async fn external_heartbeats_keep_a_pending_attempt_alive_and_their_absence_time
     req.retry_policy = Some(pb::RetryPolicy { maximum_attempts: 1, ..Default::default() });
     c.start_activity(req).await.unwrap();
     let mut done = server.completions().await;
-    let target = || Some(pb::record_heartbeat_request::Target::Activity(pb::ActivityRef { activity_id: "waiting".into(), run_id: String::new() }));
+    let target = || {
+        Some(pb::record_heartbeat_request::Target::Activity(pb::ActivityRef {
+            activity_id: "waiting".into(),
+            run_id: String::new(),
+        }))
+    };
     // Beat for 2.5 s: well past the 1 s heartbeat timeout.
     for i in 0..10 {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -156,7 +173,9 @@ async fn cancel_and_terminate() {
     // One that ignores it is interrupted after the grace period (500ms).
     c.start_activity(start_req("misbehaving", "rude", json!({"do": "ignore-cancel", "ms": 20}))).await.unwrap();
     wait_status(&mut c, "rude", pb::ActivityStatus::Started).await;
-    c.request_cancel_activity(pb::RequestCancelActivityRequest { activity_id: "rude".into(), run_id: String::new() }).await.unwrap();
+    c.request_cancel_activity(pb::RequestCancelActivityRequest { activity_id: "rude".into(), run_id: String::new() })
+        .await
+        .unwrap();
     let e = result(&mut c, "rude", 10.0).await;
     assert_eq!(e.status, pb::ActivityStatus::Cancelled as i32);
 
@@ -170,7 +189,13 @@ async fn cancel_and_terminate() {
     assert_eq!(e.last_failure.unwrap().message, "enough");
 
     // Cancelling a closed execution is refused.
-    let err = c.request_cancel_activity(pb::RequestCancelActivityRequest { activity_id: "doomed".into(), run_id: String::new() }).await.unwrap_err();
+    let err = c
+        .request_cancel_activity(pb::RequestCancelActivityRequest {
+            activity_id: "doomed".into(),
+            run_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), "activity doomed is already terminated");
 }
@@ -200,7 +225,11 @@ async fn forged_and_stale_task_tokens_are_rejected() {
     wait_for_file(&server.dir.join("outbox/mail-3-2.json")).await;
     let err = done.complete_activity(complete(token)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("attempt 1 of activity mail-3 is stale: the execution is on attempt 2"), "{}", err.message());
+    assert!(
+        err.message().contains("attempt 1 of activity mail-3 is stale: the execution is on attempt 2"),
+        "{}",
+        err.message()
+    );
     assert_eq!(describe(&mut c, "mail-3").await.execution.unwrap().status, pb::ActivityStatus::Started as i32);
 }
 
@@ -213,8 +242,16 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
 
     let cases: Vec<(pb::StartActivityRequest, Code, &str)> = vec![
         (start_req("", "x", json!(null)), Code::InvalidArgument, "activity_type is required"),
-        (start_req("hello", &"x".repeat(300), json!(null)), Code::InvalidArgument, "activity_id is 300 bytes, over the limit of 256"),
-        (start_req("hello", "big", json!("y".repeat(2000))), Code::ResourceExhausted, "input is 2002 bytes, over the limit of 1024 bytes"),
+        (
+            start_req("hello", &"x".repeat(300), json!(null)),
+            Code::InvalidArgument,
+            "activity_id is 300 bytes, over the limit of 256",
+        ),
+        (
+            start_req("hello", "big", json!("y".repeat(2000))),
+            Code::ResourceExhausted,
+            "input is 2002 bytes, over the limit of 1024 bytes",
+        ),
         (start_req("hello", "h1", json!({"name": "a"})), Code::Ok, ""),
         (
             pb::StartActivityRequest { priority: 9, ..start_req("hello", "p", json!(null)) },
@@ -222,13 +259,23 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
             "priority must be 1 (first) to 5, got 9",
         ),
         (
-            pb::StartActivityRequest { retry_policy: Some(pb::RetryPolicy { backoff_coefficient: 0.5, ..Default::default() }), ..start_req("hello", "r", json!(null)) },
+            pb::StartActivityRequest {
+                retry_policy: Some(pb::RetryPolicy { backoff_coefficient: 0.5, ..Default::default() }),
+                ..start_req("hello", "r", json!(null))
+            },
             Code::InvalidArgument,
             "retry_policy.backoff_coefficient must be at least 1.0, got 0.5",
         ),
-        (start_req("unconfigured-type", "u", json!(null)), Code::InvalidArgument, "one of schedule_to_close_timeout and start_to_close_timeout is required"),
         (
-            pb::StartActivityRequest { id_reuse_policy: pb::IdReusePolicy::RejectDuplicate as i32, ..start_req("hello", "h1", json!(null)) },
+            start_req("unconfigured-type", "u", json!(null)),
+            Code::InvalidArgument,
+            "one of schedule_to_close_timeout and start_to_close_timeout is required",
+        ),
+        (
+            pb::StartActivityRequest {
+                id_reuse_policy: pb::IdReusePolicy::RejectDuplicate as i32,
+                ..start_req("hello", "h1", json!(null))
+            },
             Code::AlreadyExists,
             "activity h1 already ran (it is completed) and the reuse policy rejects duplicates",
         ),
@@ -244,11 +291,17 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
     let err = c.start_activity(huge).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
-    let err = c.describe_activity(pb::DescribeActivityRequest { activity_id: "nope".into(), run_id: String::new() }).await.unwrap_err();
+    let err = c
+        .describe_activity(pb::DescribeActivityRequest { activity_id: "nope".into(), run_id: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::NotFound, "no activity nope"));
     let err = c.list_activities(pb::ListActivitiesRequest { page_size: 5000, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = c.list_activities(pb::ListActivitiesRequest { page_token: "zz".into(), ..Default::default() }).await.unwrap_err();
+    let err = c
+        .list_activities(pb::ListActivitiesRequest { page_token: "zz".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad page token"));
     let mut done = server.completions().await;
     let err = done.complete_activity(pb::CompleteActivityRequest { target: None, result: None }).await.unwrap_err();
@@ -267,7 +320,10 @@ async fn bearer_token_auth_guards_every_rpc() {
     let (server, _dir) = Server::start(&format!("[server.auth]\ntokens_sha256 = [\"{hash}\"]\n"));
     let mut c = server.activities().await;
     let err = c.list_activities(pb::ListActivitiesRequest::default()).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (Code::Unauthenticated, "missing bearer token (authorization: Bearer <token>)"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unauthenticated, "missing bearer token (authorization: Bearer <token>)")
+    );
 
     let with = |token: &str| {
         let mut req = tonic::Request::new(pb::ListActivitiesRequest::default());
@@ -299,12 +355,19 @@ async fn priorities_and_the_persistent_backlog() {
     // narrow is not a configured queue of misbehaving: nobody serves it yet.
     c.start_activity(start("first", 3, 300)).await.unwrap();
     let mut ops = OperatorServiceClient::connect(server.addr.clone()).await.unwrap();
-    let q = ops.describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() }).await.unwrap().into_inner();
+    let q = ops
+        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((q.backlog, q.running, q.served_here), (1, 0, false));
     drop(server);
 
     let cfg = "[queues.narrow]\nslots = 1\n";
-    let (server, _dir) = Server::start(&format!("{cfg}\n[activities.sleeper]\ncomponent = \"{}\"\nqueues = [\"narrow\"]\nstart_to_close_timeout = \"30s\"\n", sluice_test_programs::MISBEHAVING));
+    let (server, _dir) = Server::start(&format!(
+        "{cfg}\n[activities.sleeper]\ncomponent = \"{}\"\nqueues = [\"narrow\"]\nstart_to_close_timeout = \"30s\"\n",
+        sluice_test_programs::MISBEHAVING
+    ));
     let mut c = server.activities().await;
     let start = |id: &str, priority: u32| pb::StartActivityRequest {
         task_queue: "narrow".into(),
@@ -316,7 +379,11 @@ async fn priorities_and_the_persistent_backlog() {
     c.start_activity(start("b-low", 5)).await.unwrap();
     c.start_activity(start("c-high", 1)).await.unwrap();
     let mut ops = OperatorServiceClient::connect(server.addr.clone()).await.unwrap();
-    let q = ops.describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() }).await.unwrap().into_inner();
+    let q = ops
+        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((q.backlog, q.running, q.served_here, q.free_slots), (2, 1, true, 0));
     let b = result(&mut c, "b-low", 30.0).await;
     let h = result(&mut c, "c-high", 30.0).await;
@@ -370,20 +437,26 @@ async fn tls_serves_the_api_to_clients_that_trust_its_certificate() {
     std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     std::fs::create_dir_all(dir.path().join("outbox")).unwrap();
-    std::fs::write(
-        dir.path().join("sluice.toml"),
-        config("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), config("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"))
+        .unwrap();
     let server = Server::start_in(dir.path());
     let port = server.addr.rsplit(':').next().unwrap();
     let https = format!("https://localhost:{port}");
     let ca = dir.path().join("cert.pem");
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env("SLUICE_ADDRESS", &https).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("SLUICE_ADDRESS", &https)
+            .output()
+            .unwrap()
     };
     let out = run(&["start", "hello", "--input", r#"{"name":"tls"}"#, "--wait", "--tls-ca", ca.to_str().unwrap()]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"greeting\":\"Hello, tls!\"}\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"greeting\":\"Hello, tls!\"}\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without the CA the client refuses the server.
     let out = run(&["list"]);
     assert_eq!(out.status.code(), Some(1));
@@ -431,7 +504,10 @@ async fn the_cli_describes_lists_and_watches() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot connect to the sluice server at http://127.0.0.1:1"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("error: cannot connect to the sluice server at http://127.0.0.1:1")
+    );
 }
 
 #[test]
@@ -448,7 +524,10 @@ fn serve_refuses_to_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = serve(dir.path(), &[]);
     assert_eq!(code, Some(1));
-    assert_eq!(err, format!("error: {}/sluice.toml: cannot read: No such file or directory (os error 2)\n", dir.path().display()));
+    assert_eq!(
+        err,
+        format!("error: {}/sluice.toml: cannot read: No such file or directory (os error 2)\n", dir.path().display())
+    );
 
     // A granted directory that does not exist (no outbox/ here).
     std::fs::write(dir.path().join("sluice.toml"), config("")).unwrap();
@@ -456,7 +535,10 @@ fn serve_refuses_to_start_with_a_clear_error() {
     assert_eq!(code, Some(1));
     assert_eq!(
         err,
-        format!("error: activity type send-email: cannot grant directory {}/outbox: it is not a directory\n", dir.path().display())
+        format!(
+            "error: activity type send-email: cannot grant directory {}/outbox: it is not a directory\n",
+            dir.path().display()
+        )
     );
 
     // A component that does not exist.

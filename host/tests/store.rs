@@ -44,7 +44,9 @@ async fn start_admits_and_is_idempotent_per_request_id() {
     again.request_id = Some("req-r1".into());
     assert!(matches!(start(&store, again).await, StartOutcome::Existing(v) if v.value.run_id == "r1"));
     // Another request while running: rejected by the conflict policy.
-    assert!(matches!(start(&store, exec("a", "r3", "q", 3, 0)).await, StartOutcome::Rejected(m) if m.contains("already running")));
+    assert!(
+        matches!(start(&store, exec("a", "r3", "q", 3, 0)).await, StartOutcome::Rejected(m) if m.contains("already running"))
+    );
     let got = store.get("a", None).await.unwrap().unwrap();
     assert_eq!((got.value.run_id.as_str(), got.version), ("r1", 1));
 }
@@ -112,14 +114,21 @@ async fn logs_history_and_pages() {
     for i in 0..5 {
         start(&store, exec(&format!("a{i}"), &format!("r{i}"), "q", 3, i)).await;
     }
-    let log = LogEntry { at: 1, attempt: 1, level: "info".into(), message: "hi".into(), fields: vec![("k".into(), "v".into())] };
+    let log = LogEntry {
+        at: 1,
+        attempt: 1,
+        level: "info".into(),
+        message: "hi".into(),
+        fields: vec![("k".into(), "v".into())],
+    };
     store.append_logs("r0", vec![log.clone()]).await.unwrap();
     assert_eq!(store.logs("r0").await.unwrap(), [log]);
 
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let (page, next) = store.list(ListFilter { page_size: 2, page_token: token, ..ListFilter::default() }).await.unwrap();
+        let (page, next) =
+            store.list(ListFilter { page_size: 2, page_token: token, ..ListFilter::default() }).await.unwrap();
         seen.extend(page.into_iter().map(|e| e.activity_id));
         match next {
             Some(t) => token = Some(t),
@@ -129,7 +138,8 @@ async fn logs_history_and_pages() {
     assert_eq!(seen, ["a4", "a3", "a2", "a1", "a0"]);
     let bad = store.list(ListFilter { page_token: Some("x".into()), page_size: 2, ..ListFilter::default() }).await;
     assert!(matches!(bad, Err(StoreError::BadPageToken)));
-    let (started, _) = store.list(ListFilter { status: Some(Status::Started), page_size: 10, ..ListFilter::default() }).await.unwrap();
+    let (started, _) =
+        store.list(ListFilter { status: Some(Status::Started), page_size: 10, ..ListFilter::default() }).await.unwrap();
     assert!(started.is_empty());
 }
 
@@ -157,7 +167,10 @@ async fn a_newer_schema_is_refused() {
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).err().unwrap().to_string();
-    assert!(err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"), "{err}");
+    assert!(
+        err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -171,9 +184,15 @@ async fn a_batch_of_starts_is_admitted_in_order() {
         conflict: ConflictPolicy::Fail,
         reuse: ReusePolicy::AllowDuplicate,
     };
-    let outcomes = store.start_many(vec![new("r1"), new("r2"), NewStart { exec: exec("other", "r3", "q", 3, 0), ..new("r3") }]).await.unwrap();
+    let outcomes = store
+        .start_many(vec![new("r1"), new("r2"), NewStart { exec: exec("other", "r3", "q", 3, 0), ..new("r3") }])
+        .await
+        .unwrap();
     assert!(matches!(&outcomes[0], StartOutcome::Created(v) if v.value.run_id == "r1"));
-    assert!(matches!(&outcomes[1], StartOutcome::Rejected(m) if m.contains("already running")), "a later start sees an earlier one of the same batch");
+    assert!(
+        matches!(&outcomes[1], StartOutcome::Rejected(m) if m.contains("already running")),
+        "a later start sees an earlier one of the same batch"
+    );
     assert!(matches!(&outcomes[2], StartOutcome::Created(v) if v.value.activity_id == "other"));
 }
 

@@ -44,9 +44,7 @@ impl Context {
     /// previous attempt (or earlier in this one); `Ok(None)` on a fresh start.
     /// Details that do not decode into `T` are a non-retryable error.
     pub fn last_heartbeat<T: DeserializeOwned>(&self) -> Result<Option<T>, ActivityError> {
-        host::last_heartbeat_details()
-            .map(|payload| crate::decode(&payload, "last heartbeat details"))
-            .transpose()
+        host::last_heartbeat_details().map(|payload| crate::decode(&payload, "last heartbeat details")).transpose()
     }
 
     /// Reports human-facing progress: an optional percentage (0..=100) and
@@ -63,8 +61,7 @@ impl Context {
 
     /// Writes a structured log record into the execution's log.
     pub fn log(&self, level: LogLevel, message: &str, fields: &[(&str, &str)]) {
-        let fields: Vec<(String, String)> =
-            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         host::log(level, message, &fields)
     }
 

@@ -54,8 +54,8 @@ impl ActivityError {
     /// Attaches structured details for the caller. Details that cannot be
     /// encoded as JSON are replaced by a note saying so.
     pub fn with_details<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
-        let payload = crate::encode(value)
-            .unwrap_or_else(|_| crate::encode("details could not be encoded as JSON").unwrap());
+        let payload =
+            crate::encode(value).unwrap_or_else(|_| crate::encode("details could not be encoded as JSON").unwrap());
         match &mut self.0 {
             Kind::Failed { details, .. } => *details = Some(payload),
             Kind::Cancelled(details) => *details = Some(payload),
@@ -96,13 +96,7 @@ impl ActivityError {
     pub(crate) fn into_outcome(self) -> Outcome {
         match self.0 {
             Kind::Failed { message, error_type, non_retryable, details, next_retry_delay } => {
-                Outcome::Failed(crate::application_error(
-                    message,
-                    error_type,
-                    non_retryable,
-                    details,
-                    next_retry_delay,
-                ))
+                Outcome::Failed(crate::application_error(message, error_type, non_retryable, details, next_retry_delay))
             }
             Kind::Pending => Outcome::Pending,
             Kind::Cancelled(details) => Outcome::Cancelled(details),

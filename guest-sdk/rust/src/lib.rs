@@ -77,10 +77,7 @@ pub const ENCODING_ERROR: &str = "EncodingError";
 fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Payload, ActivityError> {
     serde_json::to_vec(value)
         .map(|data| Payload { encoding: JSON.to_string(), data })
-        .map_err(|e| {
-            ActivityError::new(ENCODING_ERROR, format!("cannot encode as JSON: {e}"))
-                .non_retryable()
-        })
+        .map_err(|e| ActivityError::new(ENCODING_ERROR, format!("cannot encode as JSON: {e}")).non_retryable())
 }
 
 fn decode<T: DeserializeOwned>(payload: &Payload, what: &str) -> Result<T, ActivityError> {
@@ -93,9 +90,8 @@ fn decode<T: DeserializeOwned>(payload: &Payload, what: &str) -> Result<T, Activ
     }
     // An absent payload decodes like JSON `null`, so `()` and `Option` inputs work.
     let data: &[u8] = if payload.data.is_empty() { b"null" } else { &payload.data };
-    serde_json::from_slice(data).map_err(|e| {
-        ActivityError::new(INVALID_INPUT, format!("cannot decode {what}: {e}")).non_retryable()
-    })
+    serde_json::from_slice(data)
+        .map_err(|e| ActivityError::new(INVALID_INPUT, format!("cannot decode {what}: {e}")).non_retryable())
 }
 
 /// Runs `f` on a raw input payload and turns its result into the WIT outcome.
@@ -107,9 +103,8 @@ where
     O: Serialize,
     F: FnOnce(&Context, I) -> Result<O, ActivityError>,
 {
-    let result = decode(&input, "activity input")
-        .and_then(|input| f(&Context::new(), input))
-        .and_then(|output| encode(&output));
+    let result =
+        decode(&input, "activity input").and_then(|input| f(&Context::new(), input)).and_then(|output| encode(&output));
     match result {
         Ok(payload) => Outcome::Completed(payload),
         Err(err) => err.into_outcome(),
@@ -127,13 +122,7 @@ fn application_error(
     details: Option<Payload>,
     next_retry_delay: Option<Duration>,
 ) -> ApplicationError {
-    ApplicationError {
-        message,
-        error_type,
-        non_retryable,
-        details,
-        next_retry_delay_ms: next_retry_delay.map(millis),
-    }
+    ApplicationError { message, error_type, non_retryable, details, next_retry_delay_ms: next_retry_delay.map(millis) }
 }
 
 /// Exports `f` as the component's activity.

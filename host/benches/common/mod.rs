@@ -31,4 +31,3 @@ pub fn request(input: serde_json::Value) -> AttemptRequest {
         events: None,
     }
 }
-

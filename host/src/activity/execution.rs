@@ -156,11 +156,18 @@ pub enum Reject {
 /// What a transition did, for the history and for the engine to act on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Started { attempt: u32 },
-    Heartbeat { cancel_requested: bool },
+    Started {
+        attempt: u32,
+    },
+    Heartbeat {
+        cancel_requested: bool,
+    },
     PendingAsync,
     /// The attempt failed and another is scheduled at `at`.
-    RetryScheduled { failed_attempt: u32, at: Millis },
+    RetryScheduled {
+        failed_attempt: u32,
+        at: Millis,
+    },
     CancelRequested,
     /// The execution closed with this status.
     Closed(Status),
@@ -392,10 +399,11 @@ impl Execution {
             return self.close(final_status, now);
         }
         if let Some(deadline) = self.schedule_to_close_deadline()
-            && next_at >= deadline {
-                self.timeout_type = Some(TimeoutType::ScheduleToClose);
-                return self.close(Status::TimedOut, now);
-            }
+            && next_at >= deadline
+        {
+            self.timeout_type = Some(TimeoutType::ScheduleToClose);
+            return self.close(Status::TimedOut, now);
+        }
         self.timeout_type = None;
         self.status = Status::Scheduled;
         self.attempt += 1;

@@ -29,7 +29,9 @@ pub enum OptionsError {
     NoCloseTimeout,
     #[error("retry_policy.backoff_coefficient must be at least 1.0, got {0}")]
     BackoffBelowOne(String),
-    #[error("retry_policy.maximum_interval ({max:?}) must not be shorter than retry_policy.initial_interval ({initial:?})")]
+    #[error(
+        "retry_policy.maximum_interval ({max:?}) must not be shorter than retry_policy.initial_interval ({initial:?})"
+    )]
     MaxBelowInitial { initial: Duration, max: Duration },
     #[error("retry_policy.initial_interval must be positive")]
     ZeroInitialInterval,
@@ -115,9 +117,10 @@ impl RetryPolicy {
             return Err(OptionsError::BackoffBelowOne(self.backoff_coefficient.to_string()));
         }
         if let Some(max) = self.maximum_interval
-            && max < self.initial_interval {
-                return Err(OptionsError::MaxBelowInitial { initial: self.initial_interval, max });
-            }
+            && max < self.initial_interval
+        {
+            return Err(OptionsError::MaxBelowInitial { initial: self.initial_interval, max });
+        }
         Ok(())
     }
 

@@ -60,9 +60,14 @@ fn missing_timeouts_default_to_schedule_to_close_and_are_capped_by_it() {
     let t = Timeouts { schedule_to_close: secs(60), ..Timeouts::default() }.resolve().unwrap();
     assert_eq!((t.schedule_to_start, t.start_to_close, t.heartbeat), (secs(60), secs(60), None));
 
-    let t = Timeouts { schedule_to_close: secs(60), schedule_to_start: secs(90), start_to_close: secs(120), heartbeat: secs(200) }
-        .resolve()
-        .unwrap();
+    let t = Timeouts {
+        schedule_to_close: secs(60),
+        schedule_to_start: secs(90),
+        start_to_close: secs(120),
+        heartbeat: secs(200),
+    }
+    .resolve()
+    .unwrap();
     assert_eq!((t.schedule_to_start, t.start_to_close, t.heartbeat), (secs(60), secs(60), secs(60)));
 
     let t = Timeouts { start_to_close: secs(10), heartbeat: secs(30), ..Timeouts::default() }.resolve().unwrap();
@@ -84,7 +89,12 @@ fn retry_delays_grow_by_the_coefficient_and_are_capped() {
     assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 100, 100]);
     assert_eq!(p.delay_after(10_000), Duration::from_secs(100));
 
-    let p = RetryPolicy { initial_interval: Duration::from_millis(100), backoff_coefficient: 3.0, maximum_interval: secs(1), ..RetryPolicy::default() };
+    let p = RetryPolicy {
+        initial_interval: Duration::from_millis(100),
+        backoff_coefficient: 3.0,
+        maximum_interval: secs(1),
+        ..RetryPolicy::default()
+    };
     let delays: Vec<u128> = (1..=4).map(|n| p.delay_after(n).as_millis()).collect();
     assert_eq!(delays, [100, 300, 900, 1000]);
 }
@@ -95,7 +105,8 @@ fn invalid_retry_policies_are_refused_with_the_field_named() {
     assert_eq!(p.validate().unwrap_err().to_string(), "retry_policy.backoff_coefficient must be at least 1.0, got 0.5");
     let p = RetryPolicy { backoff_coefficient: f64::NAN, ..RetryPolicy::default() };
     assert!(p.validate().is_err());
-    let p = RetryPolicy { initial_interval: Duration::from_secs(10), maximum_interval: secs(5), ..RetryPolicy::default() };
+    let p =
+        RetryPolicy { initial_interval: Duration::from_secs(10), maximum_interval: secs(5), ..RetryPolicy::default() };
     assert!(p.validate().unwrap_err().to_string().starts_with("retry_policy.maximum_interval"));
     let p = RetryPolicy { initial_interval: Duration::ZERO, ..RetryPolicy::default() };
     assert_eq!(p.validate(), Err(OptionsError::ZeroInitialInterval));
@@ -120,7 +131,10 @@ fn completing_twice_is_idempotent_only_for_the_same_result() {
     e.complete(1, Payload::json(&"ok"), 1).unwrap();
     assert_eq!(e.complete(1, Payload::json(&"ok"), 2), Ok(Change::AlreadyDone));
     assert_eq!(e.closed_at, Some(1));
-    assert_eq!(e.complete(1, Payload::json(&"other"), 3).unwrap_err().to_string(), "activity a1 already completed with a different result");
+    assert_eq!(
+        e.complete(1, Payload::json(&"other"), 3).unwrap_err().to_string(),
+        "activity a1 already completed with a different result"
+    );
     assert_eq!(e.fail(1, app_error("late"), 4).unwrap_err().to_string(), "activity a1 is already completed");
 }
 
@@ -242,7 +256,8 @@ fn schedule_to_start_is_never_retried_and_restarts_per_attempt() {
 
     // Attempt 2 becomes dispatchable at 3s (after the backoff); its 5s
     // budget counts from then.
-    let mut e = new_exec(timeouts, RetryPolicy { initial_interval: Duration::from_secs(2), ..RetryPolicy::default() }, 0);
+    let mut e =
+        new_exec(timeouts, RetryPolicy { initial_interval: Duration::from_secs(2), ..RetryPolicy::default() }, 0);
     e.start("w", 0).unwrap();
     e.fail(1, app_error("x"), S).unwrap();
     assert_eq!(e.on_timer(7 * S), None);
@@ -387,15 +402,22 @@ fn admission_follows_request_id_conflict_and_reuse_policies() {
     assert_eq!(admit(None, None, Fail, RejectDuplicate), Admission::New);
 
     let running = started(stc(10), RetryPolicy::default());
-    assert_eq!(admit(Some(&running), Some("req-1"), Fail, RejectDuplicate), Admission::Existing { run_id: "r1".into() });
-    assert!(matches!(admit(Some(&running), Some("req-2"), Fail, AllowDuplicate), Admission::Rejected(m) if m.contains("already running")));
+    assert_eq!(
+        admit(Some(&running), Some("req-1"), Fail, RejectDuplicate),
+        Admission::Existing { run_id: "r1".into() }
+    );
+    assert!(
+        matches!(admit(Some(&running), Some("req-2"), Fail, AllowDuplicate), Admission::Rejected(m) if m.contains("already running"))
+    );
     assert_eq!(admit(Some(&running), None, UseExisting, AllowDuplicate), Admission::Existing { run_id: "r1".into() });
 
     let mut done = running.clone();
     done.complete(1, Payload::json(&1), 1).unwrap();
     assert_eq!(admit(Some(&done), None, Fail, AllowDuplicate), Admission::New);
     assert!(matches!(admit(Some(&done), None, Fail, AllowDuplicateFailedOnly), Admission::Rejected(_)));
-    assert!(matches!(admit(Some(&done), None, Fail, RejectDuplicate), Admission::Rejected(m) if m.contains("rejects duplicates")));
+    assert!(
+        matches!(admit(Some(&done), None, Fail, RejectDuplicate), Admission::Rejected(m) if m.contains("rejects duplicates"))
+    );
 
     let mut failed = running;
     failed.terminate("x", 1).unwrap();

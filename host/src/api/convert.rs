@@ -62,7 +62,8 @@ pub fn pb_status(s: activity::Status) -> pb::ActivityStatus {
 
 pub fn status_filter(s: i32) -> Result<Option<activity::Status>, Status> {
     use activity::Status::*;
-    let status = pb::ActivityStatus::try_from(s).map_err(|_| Status::invalid_argument(format!("unknown status {s}")))?;
+    let status =
+        pb::ActivityStatus::try_from(s).map_err(|_| Status::invalid_argument(format!("unknown status {s}")))?;
     Ok(match status {
         pb::ActivityStatus::Unspecified => None,
         pb::ActivityStatus::Scheduled => Some(Scheduled),
@@ -95,8 +96,13 @@ pub fn reuse(v: i32) -> Result<ReusePolicy, Status> {
 /// A retry policy from the request; unset fields take `defaults`.
 pub fn retry_policy(p: pb::RetryPolicy, defaults: RetryPolicy) -> Result<RetryPolicy, Status> {
     let policy = RetryPolicy {
-        initial_interval: duration(p.initial_interval, "retry_policy.initial_interval")?.unwrap_or(defaults.initial_interval),
-        backoff_coefficient: if p.backoff_coefficient == 0.0 { defaults.backoff_coefficient } else { p.backoff_coefficient },
+        initial_interval: duration(p.initial_interval, "retry_policy.initial_interval")?
+            .unwrap_or(defaults.initial_interval),
+        backoff_coefficient: if p.backoff_coefficient == 0.0 {
+            defaults.backoff_coefficient
+        } else {
+            p.backoff_coefficient
+        },
         maximum_interval: duration(p.maximum_interval, "retry_policy.maximum_interval")?.or(defaults.maximum_interval),
         maximum_attempts: p.maximum_attempts,
         non_retryable_error_types: if p.non_retryable_error_types.is_empty() {
@@ -170,7 +176,12 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
 }
 
 pub fn history(h: &HistoryEntry) -> pb::HistoryEvent {
-    pb::HistoryEvent { time: Some(timestamp(h.at)), attempt: h.attempt, kind: h.kind.clone(), detail_json: h.detail.to_string() }
+    pb::HistoryEvent {
+        time: Some(timestamp(h.at)),
+        attempt: h.attempt,
+        kind: h.kind.clone(),
+        detail_json: h.detail.to_string(),
+    }
 }
 
 pub fn log(l: &LogEntry) -> pb::LogRecord {

@@ -43,7 +43,8 @@ pub async fn serve(
 
     let mut server = Server::builder().layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted));
     if let Some(tls) = &config.tls {
-        let cert = std::fs::read(&tls.cert).with_context(|| format!("reading TLS certificate {}", tls.cert.display()))?;
+        let cert =
+            std::fs::read(&tls.cert).with_context(|| format!("reading TLS certificate {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("reading TLS key {}", tls.key.display()))?;
         server = server.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
     }

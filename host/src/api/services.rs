@@ -59,7 +59,8 @@ impl pb::activity_service_server::ActivityService for Api {
             Some(p) => Some(convert::retry_policy(p, self.engine.retry_defaults(&r.activity_type))?),
             None => None,
         };
-        let priority = u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
+        let priority =
+            u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
         let req = StartRequest {
             activity_id: opt(r.activity_id),
             activity_type: r.activity_type,
@@ -142,7 +143,9 @@ impl pb::activity_service_server::ActivityService for Api {
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Fell behind: send a fresh snapshot instead of the missed events.
-                        let Ok(d) = engine.describe(&snapshot.activity_id, Some(&snapshot.run_id)).await else { return };
+                        let Ok(d) = engine.describe(&snapshot.activity_id, Some(&snapshot.run_id)).await else {
+                            return;
+                        };
                         if tx.send(Ok(snap(&d.execution))).await.is_err() || d.execution.status.is_closed() {
                             return;
                         }
@@ -173,7 +176,11 @@ impl pb::activity_service_server::ActivityService for Api {
                         false,
                     ),
                 };
-                let msg = pb::WatchActivityEvent { time: Some(convert::timestamp(ev.at)), attempt: ev.attempt, event: Some(event) };
+                let msg = pb::WatchActivityEvent {
+                    time: Some(convert::timestamp(ev.at)),
+                    attempt: ev.attempt,
+                    event: Some(event),
+                };
                 if tx.send(Ok(msg)).await.is_err() || closed {
                     return;
                 }
@@ -235,7 +242,8 @@ impl pb::completion_service_server::CompletionService for Api {
         request: Request<pb::CompleteActivityRequest>,
     ) -> Result<Response<pb::CompleteActivityResponse>, Status> {
         let r = request.into_inner();
-        let result = convert::payload(r.result.clone()).unwrap_or_else(|| crate::payload::Payload::json(&serde_json::Value::Null));
+        let result = convert::payload(r.result.clone())
+            .unwrap_or_else(|| crate::payload::Payload::json(&serde_json::Value::Null));
         let target: Target = target!(r, complete_activity_request)?;
         self.engine.complete(&target, result).await.map_err(status_of)?;
         Ok(Response::new(pb::CompleteActivityResponse {}))
@@ -346,7 +354,12 @@ impl pb::operator_service_server::OperatorService for Api {
             .engine
             .activity_types()
             .into_iter()
-            .map(|(name, component, component_hash, task_queues)| pb::ActivityType { name, component, component_hash, task_queues })
+            .map(|(name, component, component_hash, task_queues)| pb::ActivityType {
+                name,
+                component,
+                component_hash,
+                task_queues,
+            })
             .collect();
         Ok(Response::new(pb::ListActivityTypesResponse { activity_types }))
     }

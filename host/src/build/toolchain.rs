@@ -113,7 +113,10 @@ fn tail(out: &Output, lines: usize) -> String {
 /// Installs componentize-py into a virtual environment in `dir`.
 pub fn install_python(dir: &Path) -> anyhow::Result<()> {
     let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| "python3".into());
-    run(Command::new(&python).arg("-m").arg("venv").arg(dir), "creating a Python virtual environment (needs python3 with venv)")?;
+    run(
+        Command::new(&python).arg("-m").arg("venv").arg(dir),
+        "creating a Python virtual environment (needs python3 with venv)",
+    )?;
     run(
         Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", COMPONENTIZE_PY]),
         &format!("pip install {COMPONENTIZE_PY} (from PyPI)"),

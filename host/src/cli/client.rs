@@ -101,7 +101,9 @@ pub fn time(t: &Option<prost_types::Timestamp>) -> Value {
 }
 
 fn dur(d: &Option<prost_types::Duration>) -> Value {
-    d.as_ref().map_or(Value::Null, |d| json!(format!("{}", humantime::format_duration(std::time::Duration::new(d.seconds as u64, d.nanos as u32)))))
+    d.as_ref().map_or(Value::Null, |d| {
+        json!(format!("{}", humantime::format_duration(std::time::Duration::new(d.seconds as u64, d.nanos as u32))))
+    })
 }
 
 pub fn failure_json(f: &Option<pb::Failure>) -> Value {

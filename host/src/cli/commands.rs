@@ -148,7 +148,10 @@ pub struct IdArgs {
 pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
     let mut c = ActivityServiceClient::new(a.conn.channel().await?);
     let d = c
-        .describe_activity(pb::DescribeActivityRequest { activity_id: a.activity_id, run_id: a.run.unwrap_or_default() })
+        .describe_activity(pb::DescribeActivityRequest {
+            activity_id: a.activity_id,
+            run_id: a.run.unwrap_or_default(),
+        })
         .await
         .map_err(rpc_error)?
         .into_inner();
@@ -192,7 +195,13 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
         println!("result     {}", payload_json(&e.result));
     }
     if let Some(f) = &e.last_failure {
-        println!("last failure  {} {}: {}{}", f.source, f.error_type, f.message, if f.non_retryable { " (non-retryable)" } else { "" });
+        println!(
+            "last failure  {} {}: {}{}",
+            f.source,
+            f.error_type,
+            f.message,
+            if f.non_retryable { " (non-retryable)" } else { "" }
+        );
     }
     if e.heartbeat_details.is_some() {
         println!("heartbeat  {}", payload_json(&e.heartbeat_details));
@@ -205,7 +214,13 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
     }
     println!("history");
     for h in &d.history {
-        println!("  {}  {:<16} attempt {}  {}", show_time(&h.time), h.kind, h.attempt, if h.detail_json == "{}" { "" } else { &h.detail_json });
+        println!(
+            "  {}  {:<16} attempt {}  {}",
+            show_time(&h.time),
+            h.kind,
+            h.attempt,
+            if h.detail_json == "{}" { "" } else { &h.detail_json }
+        );
     }
     if !d.logs.is_empty() {
         println!("logs");
@@ -219,7 +234,9 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
 
 fn show_time(t: &Option<prost_types::Timestamp>) -> String {
     match t {
-        Some(t) => humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32)).to_string(),
+        Some(t) => {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32)).to_string()
+        }
         None => "-".into(),
     }
 }
@@ -293,7 +310,10 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
     use pb::watch_activity_event::Event;
     let mut c = ActivityServiceClient::new(a.conn.channel().await?);
     let mut stream = c
-        .watch_activity(pb::WatchActivityRequest { activity_id: a.activity_id.clone(), run_id: a.run.unwrap_or_default() })
+        .watch_activity(pb::WatchActivityRequest {
+            activity_id: a.activity_id.clone(),
+            run_id: a.run.unwrap_or_default(),
+        })
         .await
         .map_err(rpc_error)?
         .into_inner();
@@ -310,7 +330,9 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
         if a.conn.json {
             let v = match &ev.event {
                 Some(Event::Snapshot(e)) => json!({"event": "snapshot", "execution": execution_json(e)}),
-                Some(Event::Transition(t)) => json!({"event": "transition", "kind": t.kind, "status": status_name(t.status), "attempt": ev.attempt}),
+                Some(Event::Transition(t)) => {
+                    json!({"event": "transition", "kind": t.kind, "status": status_name(t.status), "attempt": ev.attempt})
+                }
                 Some(Event::Progress(p)) => json!({"event": "progress", "percent": p.percent, "message": p.message}),
                 Some(Event::Heartbeat(h)) => json!({"event": "heartbeat", "details": payload_json(&h.details)}),
                 None => continue,
@@ -319,15 +341,25 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
         } else {
             match &ev.event {
                 Some(Event::Snapshot(e)) => {
-                    line(format!("{} {} is {} (attempt {})", e.activity_type, e.activity_id, status_name(e.status), e.attempt));
+                    line(format!(
+                        "{} {} is {} (attempt {})",
+                        e.activity_type,
+                        e.activity_id,
+                        status_name(e.status),
+                        e.attempt
+                    ));
                     if let Some(p) = &e.progress {
                         show_progress(&bar, p);
                     }
                 }
-                Some(Event::Transition(t)) => line(format!("{:<16} attempt {}  → {}", t.kind, ev.attempt, status_name(t.status))),
-                Some(Event::Progress(p)) if bar.is_hidden() => {
-                    line(format!("progress  {}{}", p.percent.map(|p| format!("{p:.0}% ")).unwrap_or_default(), p.message))
+                Some(Event::Transition(t)) => {
+                    line(format!("{:<16} attempt {}  → {}", t.kind, ev.attempt, status_name(t.status)))
                 }
+                Some(Event::Progress(p)) if bar.is_hidden() => line(format!(
+                    "progress  {}{}",
+                    p.percent.map(|p| format!("{p:.0}% ")).unwrap_or_default(),
+                    p.message
+                )),
                 Some(Event::Progress(p)) => show_progress(&bar, p),
                 Some(Event::Heartbeat(h)) if bar.is_hidden() => line(format!("heartbeat {}", payload_json(&h.details))),
                 Some(Event::Heartbeat(h)) => bar.set_message(format!("heartbeat {}", payload_json(&h.details))),
@@ -408,7 +440,14 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
     }
     println!("{:<38} {:<16} {:<12} {:>7}  QUEUE", "ACTIVITY ID", "TYPE", "STATUS", "ATTEMPT");
     for e in &r.executions {
-        println!("{:<38} {:<16} {:<12} {:>7}  {}", e.activity_id, e.activity_type, status_name(e.status), e.attempt, e.task_queue);
+        println!(
+            "{:<38} {:<16} {:<12} {:>7}  {}",
+            e.activity_id,
+            e.activity_type,
+            status_name(e.status),
+            e.attempt,
+            e.task_queue
+        );
     }
     if !r.next_page_token.is_empty() {
         say!("more: --page-token {}", r.next_page_token);
@@ -419,7 +458,10 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
 pub async fn cancel(a: IdArgs) -> anyhow::Result<Exit> {
     let mut c = ActivityServiceClient::new(a.conn.channel().await?);
     let r = c
-        .request_cancel_activity(pb::RequestCancelActivityRequest { activity_id: a.activity_id.clone(), run_id: a.run.unwrap_or_default() })
+        .request_cancel_activity(pb::RequestCancelActivityRequest {
+            activity_id: a.activity_id.clone(),
+            run_id: a.run.unwrap_or_default(),
+        })
         .await
         .map_err(rpc_error)?
         .into_inner();
@@ -428,7 +470,11 @@ pub async fn cancel(a: IdArgs) -> anyhow::Result<Exit> {
     } else if r.status == pb::ActivityStatus::Cancelled as i32 {
         println!("cancelled {}", a.activity_id);
     } else {
-        println!("cancellation requested: {} is {} and learns it on its next heartbeat", a.activity_id, status_name(r.status));
+        println!(
+            "cancellation requested: {} is {} and learns it on its next heartbeat",
+            a.activity_id,
+            status_name(r.status)
+        );
     }
     Ok(Exit::Completed)
 }
@@ -479,7 +525,9 @@ pub struct RunArg {
 fn target_ref(t: &TargetArgs, run: &RunArg) -> (Option<String>, Option<pb::ActivityRef>) {
     match (&t.task_token, &t.id) {
         (Some(tok), _) => (Some(tok.clone()), None),
-        (None, Some(id)) => (None, Some(pb::ActivityRef { activity_id: id.clone(), run_id: run.run.clone().unwrap_or_default() })),
+        (None, Some(id)) => {
+            (None, Some(pb::ActivityRef { activity_id: id.clone(), run_id: run.run.clone().unwrap_or_default() }))
+        }
         _ => (None, None),
     }
 }

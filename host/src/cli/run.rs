@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 
 use super::Exit;
 use crate::payload::Payload;
-use crate::util::{hostname, now_ms};
 use crate::sandbox::{
-    ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport,
-    AttemptRequest, DirGrant, Grants, InterruptReason, Limits, Sandbox, SandboxConfig,
+    ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport, AttemptRequest, DirGrant,
+    Grants, InterruptReason, Limits, Sandbox, SandboxConfig,
 };
+use crate::util::{hostname, now_ms};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -132,7 +132,6 @@ fn json_arg(what: &str, text: &str) -> anyhow::Result<Payload> {
     Payload::json_text(text).with_context(|| format!("{what} is not valid JSON"))
 }
 
-
 pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let input = match &args.input_file {
         Some(path) if path.as_os_str() == "-" => {
@@ -146,8 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         }
         None => json_arg("--input", &args.input)?,
     };
-    let last_heartbeat =
-        args.heartbeat_details.as_deref().map(|t| json_arg("--heartbeat-details", t)).transpose()?;
+    let last_heartbeat = args.heartbeat_details.as_deref().map(|t| json_arg("--heartbeat-details", t)).transpose()?;
 
     let limits = Limits {
         memory: args.memory.as_u64(),
@@ -173,14 +171,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     let sandbox = Sandbox::new(SandboxConfig {
         allocation: Allocation::Pooling { instances: 4 },
-        cache_dir: if args.no_cache { None } else { args.cache_dir.clone().or_else(crate::sandbox::ComponentCache::default_dir) },
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.clone().or_else(crate::sandbox::ComponentCache::default_dir)
+        },
         ..SandboxConfig::default()
     })?;
     let component = sandbox.load(&args.component, limits.fuel.is_some())?;
 
-    let activity_type = args.activity_type.clone().unwrap_or_else(|| {
-        args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
+    let activity_type = args
+        .activity_type
+        .clone()
+        .unwrap_or_else(|| args.component.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     let activity_id = args.activity_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4()));
     let now = now_ms();
     let host_queue = format!("sluice-run@{}", hostname());
@@ -379,9 +382,10 @@ impl Printer {
             }
         }
         if exit != Exit::Completed
-            && let Some(d) = &report.last_heartbeat {
-                say!("last heartbeat details: {d}  (resume with --heartbeat-details '{d}')");
-            }
+            && let Some(d) = &report.last_heartbeat
+        {
+            say!("last heartbeat details: {d}  (resume with --heartbeat-details '{d}')");
+        }
         exit
     }
 }

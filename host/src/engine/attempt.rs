@@ -37,7 +37,8 @@ pub(super) async fn run(
     // The sandbox deadline: the earlier of start-to-close and schedule-to-close.
     let deadline = [exec.start_to_close_deadline(), exec.schedule_to_close_deadline()].into_iter().flatten().min();
     let timeout = deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1)));
-    let token = engine.signer.sign(&TaskToken { activity_id: exec.activity_id.clone(), run_id: exec.run_id.clone(), attempt });
+    let token =
+        engine.signer.sign(&TaskToken { activity_id: exec.activity_id.clone(), run_id: exec.run_id.clone(), attempt });
     let (tx, mut events) = mpsc::unbounded_channel();
     let req = AttemptRequest {
         info: info(&engine, &exec, deadline),
@@ -53,7 +54,8 @@ pub(super) async fn run(
     let span = tracing::info_span!("attempt", activity_id = %exec.activity_id, run_id = %exec.run_id, attempt);
     let mut run = tokio::spawn(tracing::Instrument::instrument(async move { component.run(req).await }, span));
 
-    let interval = exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
+    let interval =
+        exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
     // The first heartbeat is persisted at once, later ones at most every `interval`.
     let long_ago = tokio::time::Instant::now().checked_sub(interval).unwrap_or_else(tokio::time::Instant::now);
     let mut beat = Beats { pending: None, progress: None, last_flush: long_ago, interval };
@@ -171,9 +173,21 @@ async fn finish(
     let now = engine.clock.now();
     for (level, out) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         let text = String::from_utf8_lossy(&out.bytes);
-        logs.extend(text.lines().map(|l| LogEntry { at: now, attempt: e.attempt, level: level.into(), message: l.into(), fields: vec![] }));
+        logs.extend(text.lines().map(|l| LogEntry {
+            at: now,
+            attempt: e.attempt,
+            level: level.into(),
+            message: l.into(),
+            fields: vec![],
+        }));
     }
-    logs.extend(report.denials.iter().map(|d| LogEntry { at: now, attempt: e.attempt, level: "warn".into(), message: d.clone(), fields: vec![] }));
+    logs.extend(report.denials.iter().map(|d| LogEntry {
+        at: now,
+        attempt: e.attempt,
+        level: "warn".into(),
+        message: d.clone(),
+        fields: vec![],
+    }));
     let attempt = e.attempt;
     let outcome = report.outcome;
     let details = report.last_heartbeat;
@@ -231,7 +245,11 @@ fn apply(x: &mut Execution, attempt: u32, outcome: &AttemptOutcome, now: u64) ->
         }
         AttemptOutcome::SandboxFailure(f) => {
             let kind = f.kind.to_string();
-            x.fail(attempt, Failure::new(FailureSource::Sandbox(kind.clone()), &sandbox_error_type(&kind), f.message.clone()), now)
+            x.fail(
+                attempt,
+                Failure::new(FailureSource::Sandbox(kind.clone()), &sandbox_error_type(&kind), f.message.clone()),
+                now,
+            )
         }
     }
 }
@@ -239,8 +257,10 @@ fn apply(x: &mut Execution, attempt: u32, outcome: &AttemptOutcome, now: u64) ->
 /// `out-of-memory` → `OutOfMemory`: the error type of a sandbox failure,
 /// usable in `non_retryable_error_types`.
 fn sandbox_error_type(kind: &str) -> String {
-    kind.split('-').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
-    }).collect()
+    kind.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
 }

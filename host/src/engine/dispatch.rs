@@ -18,10 +18,9 @@ const MIN_BATCH: usize = 16;
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
-    let limiter = queue
-        .rate_limit
-        .filter(|r| *r > 0.0)
-        .map(|r| RateLimiter::direct(Quota::with_period(Duration::from_secs_f64(1.0 / r)).unwrap().allow_burst(NonZeroU32::MIN)));
+    let limiter = queue.rate_limit.filter(|r| *r > 0.0).map(|r| {
+        RateLimiter::direct(Quota::with_period(Duration::from_secs_f64(1.0 / r)).unwrap().allow_burst(NonZeroU32::MIN))
+    });
     let paused = queue.rate_limit == Some(0.0);
     let wake = engine.queue_notify(&queue.name);
     let mut shutdown = engine.shutdown.subscribe();
@@ -72,8 +71,13 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
         };
         if claimed.is_empty() {
             drop(first);
-            let next = if types.is_empty() { None } else { engine.store.next_dispatch(&queue.name, Some(types)).await.ok().flatten() };
-            let sleep = next.map_or(Duration::from_secs(30), |t| Duration::from_millis(t.saturating_sub(engine.clock.now())));
+            let next = if types.is_empty() {
+                None
+            } else {
+                engine.store.next_dispatch(&queue.name, Some(types)).await.ok().flatten()
+            };
+            let sleep =
+                next.map_or(Duration::from_secs(30), |t| Duration::from_millis(t.saturating_sub(engine.clock.now())));
             tokio::select! {
                 () = tokio::time::sleep(sleep.min(Duration::from_secs(30))) => {}
                 () = &mut notified => {}
@@ -89,9 +93,11 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
                 Some(p) => p,
                 None => queue.slots.clone().try_acquire_owned().expect("slots counted before the claim"),
             };
-            let type_permit = engine.types.get(&exec.value.activity_type).and_then(|t| t.slots.clone()).map(|s| {
-                s.try_acquire_owned().expect("type slots counted before the claim")
-            });
+            let type_permit = engine
+                .types
+                .get(&exec.value.activity_type)
+                .and_then(|t| t.slots.clone())
+                .map(|s| s.try_acquire_owned().expect("type slots counted before the claim"));
             tokio::spawn(attempt::run(engine.clone(), exec, (permit, type_permit)));
         }
     }

@@ -19,8 +19,14 @@ pub struct EngineEvent {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EventKind {
     /// A transition (the history entry's kind) and the status after it.
-    Transition { transition: String, status: Status },
-    Progress { percent: Option<f32>, message: String },
+    Transition {
+        transition: String,
+        status: Status,
+    },
+    Progress {
+        percent: Option<f32>,
+        message: String,
+    },
     Heartbeat {
         #[serde(serialize_with = "crate::payload::serialize_opt_as_json")]
         details: Option<Payload>,

@@ -124,7 +124,10 @@ impl Engine {
             let grants = a.grants();
             for dir in &grants.dirs {
                 if !dir.host.is_dir() {
-                    anyhow::bail!("activity type {name}: cannot grant directory {}: it is not a directory", dir.host.display());
+                    anyhow::bail!(
+                        "activity type {name}: cannot grant directory {}: it is not a directory",
+                        dir.host.display()
+                    );
                 }
             }
             let component = sandbox
@@ -265,5 +268,4 @@ impl Engine {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
-
 }

@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Engine, EngineError, EngineEvent, EventKind, Running, StartRequest, StartResponse, Target, Description};
-use crate::activity::{
-    Change, Execution, Failure, FailureSource, Millis, NewExecution, Reject, Status, TimeoutType,
-};
+use super::{Description, Engine, EngineError, EngineEvent, EventKind, Running, StartRequest, StartResponse, Target};
+use crate::activity::{Change, Execution, Failure, FailureSource, Millis, NewExecution, Reject, Status, TimeoutType};
 use crate::payload::Payload;
 use crate::sandbox::InterruptReason;
 use crate::store::{HistoryEntry, NewStart, StartOutcome, StoreError, Versioned};
@@ -166,7 +164,10 @@ impl Engine {
 
     /// Schedules many executions in one store operation (one commit), in
     /// order; each gets its own answer.
-    pub async fn start_activities(self: &Arc<Self>, reqs: Vec<StartRequest>) -> Vec<Result<StartResponse, EngineError>> {
+    pub async fn start_activities(
+        self: &Arc<Self>,
+        reqs: Vec<StartRequest>,
+    ) -> Vec<Result<StartResponse, EngineError>> {
         let now = self.clock.now();
         let prepared: Vec<Result<NewStart, EngineError>> = reqs.iter().map(|r| self.prepare_start(r, now)).collect();
         let valid: Vec<NewStart> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
@@ -186,7 +187,12 @@ impl Engine {
                 match outcomes.next().expect("one outcome per valid start") {
                     StartOutcome::Created(v) => {
                         let e = &v.value;
-                        self.publish(e, 1, now, EventKind::Transition { transition: start.history.kind, status: e.status });
+                        self.publish(
+                            e,
+                            1,
+                            now,
+                            EventKind::Transition { transition: start.history.kind, status: e.status },
+                        );
                         if let Some(d) = e.next_deadline() {
                             self.wake_timer_for(d);
                         }
@@ -195,7 +201,9 @@ impl Engine {
                         }
                         Ok(StartResponse { activity_id, run_id: v.value.run_id, created: true })
                     }
-                    StartOutcome::Existing(v) => Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false }),
+                    StartOutcome::Existing(v) => {
+                        Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false })
+                    }
                     StartOutcome::Rejected(reason) => Err(EngineError::AlreadyExists(reason)),
                 }
             })
@@ -245,7 +253,8 @@ impl Engine {
             },
             now,
         )?;
-        let history = HistoryEntry { at: now, attempt: 1, kind: "scheduled".into(), detail: json!({ "task_queue": task_queue }) };
+        let history =
+            HistoryEntry { at: now, attempt: 1, kind: "scheduled".into(), detail: json!({ "task_queue": task_queue }) };
         Ok(NewStart { exec, history, conflict: req.conflict, reuse: req.reuse })
     }
 
@@ -263,7 +272,12 @@ impl Engine {
 
     /// The execution once closed, waiting up to `wait` for it to close.
     /// Returns it as it is (maybe still open) when the wait ends.
-    pub async fn wait_closed(&self, activity_id: &str, run_id: Option<&str>, wait: Duration) -> Result<Execution, EngineError> {
+    pub async fn wait_closed(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+        wait: Duration,
+    ) -> Result<Execution, EngineError> {
         let mut events = self.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -307,8 +321,7 @@ impl Engine {
         F: Fn(&mut Execution, u32, Millis) -> Result<Change, Reject>,
     {
         let (activity_id, run_id, attempt) = self.resolve(target).await?;
-        self.mutate(&activity_id, run_id.as_deref(), None, |e, now| f(e, attempt.unwrap_or(e.attempt), now))
-            .await
+        self.mutate(&activity_id, run_id.as_deref(), None, |e, now| f(e, attempt.unwrap_or(e.attempt), now)).await
     }
 
     fn check_payload(&self, what: &str, p: Option<&Payload>) -> Result<(), EngineError> {
@@ -331,7 +344,11 @@ impl Engine {
     }
 
     /// The attempt acknowledges cancellation.
-    pub async fn report_cancelled(self: &Arc<Self>, target: &Target, details: Option<Payload>) -> Result<(), EngineError> {
+    pub async fn report_cancelled(
+        self: &Arc<Self>,
+        target: &Target,
+        details: Option<Payload>,
+    ) -> Result<(), EngineError> {
         self.check_payload("cancellation details", details.as_ref())?;
         self.on_attempt(target, |e, a, now| e.report_cancelled(a, details.clone(), now)).await.map(|_| ())
     }
@@ -345,13 +362,22 @@ impl Engine {
     }
 
     /// Requests cancellation (immediate for a scheduled execution).
-    pub async fn request_cancel(self: &Arc<Self>, activity_id: &str, run_id: Option<&str>) -> Result<Status, EngineError> {
+    pub async fn request_cancel(
+        self: &Arc<Self>,
+        activity_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<Status, EngineError> {
         check_name("activity_id", activity_id)?;
         self.mutate(activity_id, run_id, None, |e, now| e.request_cancel(now)).await.map(|(e, _)| e.status)
     }
 
     /// Ends the execution without asking its attempt.
-    pub async fn terminate(self: &Arc<Self>, activity_id: &str, run_id: Option<&str>, reason: &str) -> Result<(), EngineError> {
+    pub async fn terminate(
+        self: &Arc<Self>,
+        activity_id: &str,
+        run_id: Option<&str>,
+        reason: &str,
+    ) -> Result<(), EngineError> {
         check_name("activity_id", activity_id)?;
         let reason = if reason.is_empty() { "terminated" } else { reason };
         self.mutate(activity_id, run_id, None, |e, now| e.terminate(reason, now)).await.map(|_| ())

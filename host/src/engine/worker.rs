@@ -85,7 +85,12 @@ impl Engine {
             .types
             .iter()
             .map(|(name, t)| {
-                (name.clone(), t.config.component.display().to_string(), t.component.hash.clone(), t.config.queues.clone())
+                (
+                    name.clone(),
+                    t.config.component.display().to_string(),
+                    t.component.hash.clone(),
+                    t.config.queues.clone(),
+                )
             })
             .collect();
         v.sort();
@@ -93,7 +98,10 @@ impl Engine {
     }
 
     /// A page of executions.
-    pub async fn list(&self, filter: crate::store::ListFilter) -> Result<(Vec<Execution>, Option<String>), EngineError> {
+    pub async fn list(
+        &self,
+        filter: crate::store::ListFilter,
+    ) -> Result<(Vec<Execution>, Option<String>), EngineError> {
         Ok(self.store.list(filter).await?)
     }
 }

@@ -334,7 +334,8 @@ fn classify(stop: Stop, state: &StoreState, captured: &Captured, limits: &Limits
         Some(trap) => {
             let mut message = format!("the activity trapped: {trap}");
             if *trap == Trap::MemoryOutOfBounds {
-                message.push_str(" (deep recursion that overflows a shadow stack in linear memory looks like this too)");
+                message
+                    .push_str(" (deep recursion that overflows a shadow stack in linear memory looks like this too)");
             }
             if let Some(panic) = panic_message(&captured.stderr.contents()) {
                 message.push_str(&format!(" after a panic: {panic}"));
@@ -357,10 +358,9 @@ fn interrupted(reason: InterruptReason, limits: &Limits) -> SandboxFailure {
         InterruptReason::HeartbeatTimeout => {
             (FailureKind::HeartbeatTimeout, "no heartbeat within the heartbeat timeout; interrupted".into())
         }
-        InterruptReason::Cancelled => (
-            FailureKind::Cancelled,
-            "the activity did not stop after cancellation was requested; interrupted".into(),
-        ),
+        InterruptReason::Cancelled => {
+            (FailureKind::Cancelled, "the activity did not stop after cancellation was requested; interrupted".into())
+        }
         InterruptReason::Terminated => (FailureKind::Terminated, "the execution was terminated".into()),
         InterruptReason::Shutdown => (FailureKind::Shutdown, "the host is shutting down".into()),
     };
@@ -401,14 +401,7 @@ fn report(
         None => Default::default(),
     };
     let denials = std::mem::take(&mut *denials.lock().unwrap());
-    AttemptReport {
-        outcome: outcome.into(),
-        last_heartbeat,
-        denials,
-        stdout,
-        stderr,
-        duration: started.elapsed(),
-    }
+    AttemptReport { outcome: outcome.into(), last_heartbeat, denials, stdout, stderr, duration: started.elapsed() }
 }
 
 impl From<SandboxFailure> for AttemptOutcome {

@@ -52,10 +52,9 @@ impl ComponentCache {
             // `deserialize` and is replaced below.
             match unsafe { Component::deserialize(engine, &compiled) } {
                 Ok(component) => return Ok((component, CacheUse::Hit)),
-                Err(err) => tracing::warn!(
-                    "ignoring unreadable compiled-component cache entry {}: {err:#}",
-                    entry.display()
-                ),
+                Err(err) => {
+                    tracing::warn!("ignoring unreadable compiled-component cache entry {}: {err:#}", entry.display())
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

@@ -54,11 +54,7 @@ impl AttemptControl {
     /// Stops the guest at its next epoch check, or at once if it is waiting
     /// in the host. The first reason given wins.
     pub fn interrupt(&self, reason: InterruptReason) {
-        if self
-            .interrupt
-            .compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        if self.interrupt.compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             self.notify.notify_waiters();
         }
     }

@@ -38,17 +38,13 @@ pub struct EngineHandle {
 impl EngineHandle {
     pub fn new(allocation: Allocation, metered: bool) -> anyhow::Result<Self> {
         let (engine, allocation) = match allocation {
-            Allocation::Pooling { instances } => {
-                match Engine::new(&config(metered, Some(pooling(instances)))) {
-                    Ok(engine) => (engine, allocation),
-                    Err(err) => {
-                        tracing::warn!(
-                            "cannot reserve the instance pool ({err:#}); using on-demand allocation"
-                        );
-                        (Engine::new(&config(metered, None))?, Allocation::OnDemand)
-                    }
+            Allocation::Pooling { instances } => match Engine::new(&config(metered, Some(pooling(instances)))) {
+                Ok(engine) => (engine, allocation),
+                Err(err) => {
+                    tracing::warn!("cannot reserve the instance pool ({err:#}); using on-demand allocation");
+                    (Engine::new(&config(metered, None))?, Allocation::OnDemand)
                 }
-            }
+            },
             Allocation::OnDemand => (Engine::new(&config(metered, None))?, Allocation::OnDemand),
         };
         let stop = Arc::new(AtomicBool::new(false));

@@ -67,9 +67,7 @@ impl context::Host for ActivityHost {
             }
             self.heartbeat_details = Some(details);
         }
-        self.emit(AttemptEvent::Heartbeat {
-            details: self.heartbeat_details.clone().map(Into::into),
-        });
+        self.emit(AttemptEvent::Heartbeat { details: self.heartbeat_details.clone().map(Into::into) });
         Ok(HeartbeatResponse { cancel_requested: self.control.cancel_requested() })
     }
 
@@ -87,12 +85,7 @@ impl context::Host for ActivityHost {
         Ok(self.task_token.clone())
     }
 
-    fn log(
-        &mut self,
-        level: LogLevel,
-        message: String,
-        fields: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
+    fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
         self.log_bytes += message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if self.log_bytes > self.max_log {
             return Err(LogLimitExceeded { max: self.max_log }.into());

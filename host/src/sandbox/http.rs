@@ -27,7 +27,9 @@ impl FromStr for HttpRule {
     type Err = anyhow::Error;
 
     fn from_str(spec: &str) -> anyhow::Result<Self> {
-        let bad = |why: &str| anyhow::anyhow!("allowed HTTP host {spec:?} {why}; expected HOST, HOST:PORT, *.DOMAIN or *.DOMAIN:PORT");
+        let bad = |why: &str| {
+            anyhow::anyhow!("allowed HTTP host {spec:?} {why}; expected HOST, HOST:PORT, *.DOMAIN or *.DOMAIN:PORT")
+        };
         if spec.contains("://") || spec.contains('/') {
             return Err(bad("must not have a scheme or path"));
         }
@@ -36,8 +38,8 @@ impl FromStr for HttpRule {
             Some(rest) => (true, rest),
             None => (false, host),
         };
-        let valid = !host.is_empty()
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_'));
+        let valid =
+            !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_'));
         if !valid {
             return Err(bad("is not a host name or IP address"));
         }
@@ -118,12 +120,12 @@ impl WasiHttpHooks for HttpHooks {
             let why = if self.allow.is_empty() {
                 "no outbound HTTP is granted".to_string()
             } else {
-                format!("not in allow_http: {}", self.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                format!(
+                    "not in allow_http: {}",
+                    self.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )
             };
-            self.denials
-                .lock()
-                .unwrap()
-                .push(format!("capability denied: HTTP {} {uri} ({why})", request.method()));
+            self.denials.lock().unwrap().push(format!("capability denied: HTTP {} {uri} ({why})", request.method()));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         drop(fut);

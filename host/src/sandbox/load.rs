@@ -46,11 +46,7 @@ pub enum LoadError {
     Engine(String),
 }
 
-pub(crate) fn load(
-    sandbox: &Sandbox,
-    path: &Path,
-    metered: bool,
-) -> Result<Arc<LoadedComponent>, LoadError> {
+pub(crate) fn load(sandbox: &Sandbox, path: &Path, metered: bool) -> Result<Arc<LoadedComponent>, LoadError> {
     let shown = path.display().to_string();
     let read_err = |cause| LoadError::Read { path: shown.clone(), cause };
     let size = std::fs::metadata(path).map_err(read_err)?.len();
@@ -82,7 +78,10 @@ pub(crate) fn load(
 
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
-    if !ty.exports(engine).any(|(name, item)| name == ACTIVITY_EXPORT && matches!(item.ty, ComponentItem::ComponentInstance(_))) {
+    if !ty
+        .exports(engine)
+        .any(|(name, item)| name == ACTIVITY_EXPORT && matches!(item.ty, ComponentItem::ComponentInstance(_)))
+    {
         let exports = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
         return Err(LoadError::NotAnActivity { path: shown, exports });
     }
@@ -93,14 +92,8 @@ pub(crate) fn load(
     let pre = ActivityComponentPre::new(instance_pre)
         .map_err(|e| LoadError::Mismatch { path: shown.clone(), reason: format!("{e:#}") })?;
 
-    let loaded = Arc::new(LoadedComponent {
-        runtime: runtime.clone(),
-        pre,
-        hash,
-        path: path.to_path_buf(),
-        cache,
-        load_time,
-    });
+    let loaded =
+        Arc::new(LoadedComponent { runtime: runtime.clone(), pre, hash, path: path.to_path_buf(), cache, load_time });
     sandbox.loaded.lock().unwrap().insert(key, loaded.clone());
     Ok(loaded)
 }

@@ -33,9 +33,9 @@ pub use cache::{CacheUse, ComponentCache};
 pub use control::{AttemptControl, InterruptReason};
 pub use engine::{Allocation, EPOCH_TICK};
 pub use events::{AttemptEvent, LogLevel};
+pub use http::HttpRule;
 pub use limits::{DEFAULT_MAX_OUTPUT, DEFAULT_MEMORY, Limits};
 pub use load::{DEFAULT_MAX_COMPONENT_SIZE, LoadError};
-pub use http::HttpRule;
 pub use wasi::{DirGrant, Grants};
 
 use attempt::StoreState;

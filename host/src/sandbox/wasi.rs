@@ -105,10 +105,7 @@ pub(crate) fn build(
             SocketAddrUse::UdpSend => "send UDP",
             SocketAddrUse::UdpReceive => "receive UDP",
         };
-        denials
-            .lock()
-            .unwrap()
-            .push(format!("capability denied: {what} {addr} (no network access is granted)"));
+        denials.lock().unwrap().push(format!("capability denied: {what} {addr} (no network access is granted)"));
         Box::pin(async { false })
     });
     Ok((builder.build(), Captured { stdout, stderr, cap: max_output }))

@@ -124,12 +124,7 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Replaces an execution if it is still at `version`; appends history.
-    async fn update(
-        &self,
-        exec: Execution,
-        version: u64,
-        history: Vec<HistoryEntry>,
-    ) -> Result<u64, StoreError>;
+    async fn update(&self, exec: Execution, version: u64, history: Vec<HistoryEntry>) -> Result<u64, StoreError>;
 
     /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
     /// only, when given), highest priority first, starting them for `worker`.

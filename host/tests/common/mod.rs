@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice::payload::Payload;
 use sluice::sandbox::{
-    ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport,
-    AttemptRequest, Grants, Limits, LoadedComponent, Sandbox, SandboxConfig,
+    ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport, AttemptRequest, Grants,
+    Limits, LoadedComponent, Sandbox, SandboxConfig,
 };
 use tokio::sync::mpsc;
 

@@ -138,11 +138,7 @@ impl Server {
 
     /// Runs the `sluice` CLI against this server.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("SLUICE_ADDRESS", &self.addr)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env("SLUICE_ADDRESS", &self.addr).output().unwrap()
     }
 }
 
@@ -175,11 +171,19 @@ pub fn start_req(activity_type: &str, id: &str, input: serde_json::Value) -> pb:
 }
 
 /// Waits (long-polling) until the execution closes.
-pub async fn result(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str, wait_s: f64) -> pb::ActivityExecution {
+pub async fn result(
+    c: &mut ActivityServiceClient<tonic::transport::Channel>,
+    id: &str,
+    wait_s: f64,
+) -> pb::ActivityExecution {
     let deadline = Instant::now() + Duration::from_secs_f64(wait_s);
     loop {
         let r = c
-            .get_activity_result(pb::GetActivityResultRequest { activity_id: id.into(), run_id: String::new(), wait: secs(5.0) })
+            .get_activity_result(pb::GetActivityResultRequest {
+                activity_id: id.into(),
+                run_id: String::new(),
+                wait: secs(5.0),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -189,12 +193,22 @@ pub async fn result(c: &mut ActivityServiceClient<tonic::transport::Channel>, id
     }
 }
 
-pub async fn describe(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str) -> pb::DescribeActivityResponse {
-    c.describe_activity(pb::DescribeActivityRequest { activity_id: id.into(), run_id: String::new() }).await.unwrap().into_inner()
+pub async fn describe(
+    c: &mut ActivityServiceClient<tonic::transport::Channel>,
+    id: &str,
+) -> pb::DescribeActivityResponse {
+    c.describe_activity(pb::DescribeActivityRequest { activity_id: id.into(), run_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// Polls until the execution has `status` (panics after ~10 s).
-pub async fn wait_status(c: &mut ActivityServiceClient<tonic::transport::Channel>, id: &str, status: pb::ActivityStatus) {
+pub async fn wait_status(
+    c: &mut ActivityServiceClient<tonic::transport::Channel>,
+    id: &str,
+    status: pb::ActivityStatus,
+) {
     for _ in 0..400 {
         if describe(c, id).await.execution.unwrap().status == status as i32 {
             return;

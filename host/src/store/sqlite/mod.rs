@@ -9,9 +9,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{
-    HistoryEntry, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned,
-};
+use super::{HistoryEntry, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned};
 use crate::activity::{Admission, Execution, Millis, admit};
 use writer::Writer;
 
@@ -26,8 +24,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut conn = Connection::open(path)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let mut conn =
+            Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         // WAL: readers never block the writer. NORMAL: SQLite does not
         // fsync on commit; the writer's fsync thread does, before any reply
         // (see writer.rs), so a reported commit is on disk.
@@ -62,7 +60,9 @@ fn decode((state, version): (String, u64)) -> Result<Versioned<Execution>, Store
     Ok(Versioned { value: serde_json::from_str(&state)?, version })
 }
 
-fn collect(rows: impl Iterator<Item = rusqlite::Result<(String, u64)>>) -> Result<Vec<Versioned<Execution>>, StoreError> {
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<(String, u64)>>,
+) -> Result<Vec<Versioned<Execution>>, StoreError> {
     rows.map(|r| decode(r?)).collect()
 }
 
@@ -170,14 +170,18 @@ impl Store for SqliteStore {
                         .optional()?
                         .map(decode)
                         .transpose()?;
-                    outcomes.push(match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
-                        Admission::New => {
-                            insert(conn, &encoded, &history)?;
-                            StartOutcome::Created(Versioned { value: encoded.exec, version: 1 })
-                        }
-                        Admission::Existing { .. } => StartOutcome::Existing(latest.expect("admitted an existing run")),
-                        Admission::Rejected(reason) => StartOutcome::Rejected(reason),
-                    });
+                    outcomes.push(
+                        match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
+                            Admission::New => {
+                                insert(conn, &encoded, &history)?;
+                                StartOutcome::Created(Versioned { value: encoded.exec, version: 1 })
+                            }
+                            Admission::Existing { .. } => {
+                                StartOutcome::Existing(latest.expect("admitted an existing run"))
+                            }
+                            Admission::Rejected(reason) => StartOutcome::Rejected(reason),
+                        },
+                    );
                 }
                 Ok(outcomes)
             })
@@ -252,7 +256,8 @@ impl Store for SqliteStore {
                 );
                 let mut values: Vec<rusqlite::types::Value> = vec![queue.into()];
                 values.extend(types.iter().flatten().map(|t| t.clone().into()));
-                let t: Option<i64> = conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |r| r.get(0))?;
+                let t: Option<i64> =
+                    conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |r| r.get(0))?;
                 Ok(t.map(|t| t as Millis))
             })
             .await
@@ -418,9 +423,8 @@ impl Store for SqliteStore {
         let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
         self.writer
             .exec(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "{SELECT} WHERE status = 'started' AND worker LIKE ?1 ESCAPE '\\'"
-                ))?;
+                let mut stmt =
+                    conn.prepare_cached(&format!("{SELECT} WHERE status = 'started' AND worker LIKE ?1 ESCAPE '\\'"))?;
                 collect(stmt.query_map([&pattern], row_exec)?)
             })
             .await
@@ -444,9 +448,8 @@ impl Store for SqliteStore {
     async fn secret(&self) -> Result<Vec<u8>, StoreError> {
         self.writer
             .exec(|conn| {
-                let existing: Option<Vec<u8>> = conn
-                    .query_row("SELECT value FROM meta WHERE key = 'token-secret'", [], |r| r.get(0))
-                    .optional()?;
+                let existing: Option<Vec<u8>> =
+                    conn.query_row("SELECT value FROM meta WHERE key = 'token-secret'", [], |r| r.get(0)).optional()?;
                 if let Some(s) = existing {
                     return Ok(s);
                 }

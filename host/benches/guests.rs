@@ -1,6 +1,7 @@
 //! The `hello` activity in Rust, C, Python and JavaScript: fresh instance +
 //! call per attempt, and what loading costs with and without the compiled-
-//! component cache, all in one run (compare ratios; the machines are noisy).
+//! component cache, all in one run (compare ratios; the machines are noisy),
+//! plus the same attempts in a reused warm instance (`reuse_instances`).
 //! The C, Python and JS guests are built with `sluice build` first, which
 //! installs their toolchains on first use.
 //!
@@ -11,7 +12,9 @@ use std::time::Instant;
 
 use serde_json::json;
 use sluice::build::{BuildOptions, Language, Toolchains};
-use sluice::sandbox::{Allocation, AttemptOutcome, CacheUse, Sandbox, SandboxConfig};
+use std::sync::Arc;
+
+use sluice::sandbox::{Allocation, AttemptOutcome, CacheUse, LoadedComponent, Sandbox, SandboxConfig, WarmPool};
 
 mod common;
 use common::request;
@@ -70,8 +73,8 @@ fn main() {
 
     println!("hello in four languages: fresh instance + call (pooling allocator, copy-on-write heap images)");
     println!(
-        "  {:<10} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9}",
-        "language", "size", "compile", "cache load", "median", "p99", "vs Rust"
+        "  {:<10} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9} {:>12}",
+        "language", "size", "compile", "cache load", "fresh p50", "fresh p99", "vs Rust", "warm p50"
     );
     let mut rust_median = None;
     for g in &guests {
@@ -79,36 +82,51 @@ fn main() {
         let compiled = cold.load(&g.path, false).expect("load");
         let cached = warm.load(&g.path, false).expect("load from cache");
         assert_eq!(cached.cache, CacheUse::Hit, "{} was compiled again", g.name);
-        let mut samples = Vec::with_capacity(g.runs);
-        rt.block_on(async {
-            for i in 0..g.runs + g.runs / 10 {
-                let start = Instant::now();
-                let report = cached.run(request(json!({"name": "Ada"}))).await;
-                let took = start.elapsed().as_secs_f64() * 1e6;
-                match &report.outcome {
-                    AttemptOutcome::Completed { result } => {
-                        assert_eq!(result.data, br#"{"greeting":"Hello, Ada!"}"#, "{}", g.name)
-                    }
-                    other => panic!("{}: {other:?}", g.name),
-                }
-                if i >= g.runs / 10 {
-                    samples.push(took);
-                }
-            }
-        });
-        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let median = percentile(&samples, 50);
-        let rust = *rust_median.get_or_insert(median);
+        let fresh = measure(&rt, &cached, g, None);
+        let warm = measure(&rt, &cached, g, Some(Arc::new(WarmPool::new(1))));
+        let rust = *rust_median.get_or_insert(fresh.0);
         println!(
-            "  {:<10} {:>9} {:>10.0}ms {:>10.1}ms {:>10.1}µs {:>10.1}µs {:>8.1}x",
+            "  {:<10} {:>9} {:>10.0}ms {:>10.1}ms {:>10.1}µs {:>10.1}µs {:>8.1}x {:>10.1}µs",
             g.name,
             bytesize::ByteSize(size).to_string(),
             compiled.load_time.as_secs_f64() * 1e3,
             cached.load_time.as_secs_f64() * 1e3,
-            median,
-            percentile(&samples, 99),
-            median / rust
+            fresh.0,
+            fresh.1,
+            fresh.0 / rust,
+            warm.0,
         );
     }
-    println!("  (compile: first load, cranelift; cache load: a second sandbox reading the compiled-component cache)");
+    println!("  (compile: first load, cranelift; cache load: a second sandbox reading the compiled-component cache;");
+    println!("   fresh: a new instance per attempt, the default; warm: reuse_instances = true)");
+}
+
+/// Median and p99 (µs) of `g.runs` attempts, after a tenth as many warm-up runs.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    component: &LoadedComponent,
+    g: &Guest,
+    warm: Option<Arc<WarmPool>>,
+) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(g.runs);
+    rt.block_on(async {
+        for i in 0..g.runs + g.runs / 10 {
+            let start = Instant::now();
+            let mut req = request(json!({"name": "Ada"}));
+            req.warm = warm.clone();
+            let report = component.run(req).await;
+            let took = start.elapsed().as_secs_f64() * 1e6;
+            match &report.outcome {
+                AttemptOutcome::Completed { result } => {
+                    assert_eq!(result.data, br#"{"greeting":"Hello, Ada!"}"#, "{}", g.name)
+                }
+                other => panic!("{}: {other:?}", g.name),
+            }
+            if i >= g.runs / 10 {
+                samples.push(took);
+            }
+        }
+    });
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&samples, 50), percentile(&samples, 99))
 }

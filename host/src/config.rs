@@ -149,6 +149,10 @@ pub struct ActivityConfig {
     /// `*.DOMAIN` or `*.DOMAIN:PORT`. None by default.
     #[serde(default)]
     pub allow_http: Vec<String>,
+    /// Run attempts in instances kept warm from earlier successful attempts
+    /// (module state then persists between attempts). Off by default.
+    #[serde(default)]
+    pub reuse_instances: bool,
     #[serde(default, with = "opt_duration")]
     pub schedule_to_close_timeout: Option<Duration>,
     #[serde(default, with = "opt_duration")]

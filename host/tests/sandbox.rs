@@ -11,7 +11,7 @@ use common::*;
 use serde_json::{Value, json};
 use sluice::payload::Payload;
 use sluice::sandbox::{
-    AttemptControl, AttemptEvent, AttemptOutcome, DirGrant, FailureKind, InterruptReason, Limits, LogLevel,
+    AttemptControl, AttemptEvent, AttemptOutcome, DirGrant, FailureKind, InterruptReason, Limits, LogLevel, WarmPool,
 };
 use sluice_test_programs::{HELLO, MISBEHAVING, RESUMABLE};
 
@@ -86,7 +86,9 @@ async fn heartbeats_and_progress_reach_the_host_in_order() {
         .iter()
         .map(|e| match e {
             AttemptEvent::Heartbeat { details } => format!("hb {}", details.as_ref().unwrap()),
-            AttemptEvent::Progress { percent, message } => format!("p {} {message}", percent.unwrap().round()),
+            AttemptEvent::Progress { percent, message } => {
+                format!("p {} {message}", percent.unwrap().round())
+            }
             AttemptEvent::Log { message, .. } => format!("log {message}"),
         })
         .collect();
@@ -335,4 +337,81 @@ async fn oversized_input_is_rejected_by_the_payload_check() {
     let input = Payload::json(&"x".repeat(100));
     let err = input.check_size("the input", 50).unwrap_err();
     assert_eq!(err.to_string(), "the input is 102 bytes, over the limit of 50 bytes");
+}
+
+/// Runs `input` on the misbehaving guest through `pool`.
+async fn on_pool(pool: &Arc<WarmPool>, input: Value) -> sluice::sandbox::AttemptReport {
+    let mut req = request(input);
+    req.warm = Some(pool.clone());
+    load(MISBEHAVING).run(req).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_instances_are_reused_only_after_a_normal_end() {
+    // Without a pool every attempt has a fresh instance.
+    for _ in 0..2 {
+        let report = load(MISBEHAVING).run(request(json!({"do": "count"}))).await;
+        assert_eq!(completed(&report), json!({"calls": 1}));
+        assert!(!report.warm);
+    }
+    let pool = Arc::new(WarmPool::new(4));
+    for n in 1..=3 {
+        let report = on_pool(&pool, json!({"do": "count"})).await;
+        assert_eq!(completed(&report), json!({"calls": n}), "module state survives in a warm instance");
+        assert_eq!(report.warm, n > 1);
+    }
+    assert_eq!(pool.idle(), 1);
+
+    // Each attempt sees only its own output, info and heartbeat details.
+    let report = on_pool(&pool, json!({"do": "print", "stdout": "first"})).await;
+    assert_eq!(String::from_utf8_lossy(&report.stdout.bytes), "first");
+    let mut req = request(json!({"do": "info"}));
+    req.info.activity_id = "second".into();
+    req.warm = Some(pool.clone());
+    let report = load(MISBEHAVING).run(req).await;
+    assert!(report.warm && report.stdout.bytes.is_empty());
+    assert_eq!(completed(&report)["activity_id"], "second");
+
+    // A trap, an application error and a timeout: only the error keeps it.
+    let report = on_pool(&pool, json!({"do": "fail", "message": "no"})).await;
+    assert!(matches!(report.outcome, AttemptOutcome::Failed(_)) && report.warm);
+    assert_eq!(pool.idle(), 1);
+    let report = on_pool(&pool, json!({"do": "panic", "message": "boom"})).await;
+    assert!(matches!(report.outcome, AttemptOutcome::SandboxFailure(_)));
+    assert_eq!(pool.idle(), 0, "a trapped instance is dropped");
+    let report = on_pool(&pool, json!({"do": "count"})).await;
+    assert_eq!(completed(&report), json!({"calls": 1}));
+    assert!(!report.warm);
+
+    let mut req = request(json!({"do": "loop"}));
+    req.limits.timeout = Some(Duration::from_millis(200));
+    req.warm = Some(pool.clone());
+    let report = load(MISBEHAVING).run(req).await;
+    let AttemptOutcome::SandboxFailure(f) = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!(f.kind, FailureKind::Timeout);
+    assert_eq!(pool.idle(), 0, "an interrupted instance is dropped");
+    assert_host_still_usable().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_instance_gets_each_attempts_output_cap() {
+    let pool = Arc::new(WarmPool::new(1));
+    let limits = Limits { max_output: 1024, ..limits() };
+    for n in 0..6 {
+        let mut req = request(json!({"do": "print", "stdout": "x".repeat(700)}));
+        req.limits = limits.clone();
+        req.warm = Some(pool.clone());
+        let report = load(MISBEHAVING).run(req).await;
+        assert_eq!(completed(&report), json!({"printed": true}), "attempt {n}: {:?}", report.outcome);
+        assert_eq!(report.stdout.bytes.len(), 700);
+        assert!(!report.stdout.truncated);
+    }
+    // Over the cap in one attempt: the attempt fails as in a fresh instance.
+    let mut req = request(json!({"do": "flood"}));
+    req.limits = limits;
+    req.warm = Some(pool.clone());
+    let report = load(MISBEHAVING).run(req).await;
+    let AttemptOutcome::SandboxFailure(f) = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!(f.kind, FailureKind::OutputLimit);
+    assert_eq!(pool.idle(), 0);
 }

@@ -563,3 +563,18 @@ fn serve_refuses_to_start_with_a_clear_error() {
     assert_eq!(code, Some(1));
     assert!(err.starts_with(&format!("error: cannot listen on {addr}: ")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_that_reuses_instances_keeps_module_state_between_attempts() {
+    let misbehaving = sluice_test_programs::MISBEHAVING;
+    let (server, _dir) = Server::start(&format!(
+        "[activities.counter]\ncomponent = \"{misbehaving}\"\nstart_to_close_timeout = \"10s\"\nslots = 1\nreuse_instances = true\n"
+    ));
+    let mut c = server.activities().await;
+    let mut calls = Vec::new();
+    for (ty, id) in [("counter", "c1"), ("counter", "c2"), ("misbehaving", "m1"), ("misbehaving", "m2")] {
+        c.start_activity(start_req(ty, id, json!({"do": "count"}))).await.unwrap();
+        calls.push(decode(&result(&mut c, id, 30.0).await.result)["calls"].as_u64().unwrap());
+    }
+    assert_eq!(calls, [1, 2, 1, 1], "reuse_instances keeps the instance; the default does not");
+}

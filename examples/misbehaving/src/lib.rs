@@ -22,6 +22,7 @@
 //! | `{"do": "ignore-cancel", "ms": N}` | heartbeats every N ms and never stops |
 //! | `{"do": "pending"}` | returns pending with its task token logged |
 //! | `{"do": "info"}` | returns its activity info and task token |
+//! | `{"do": "count"}` | returns how many times this instance has run (shows instance reuse) |
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -60,10 +61,16 @@ enum Behaviour {
     IgnoreCancel { ms: u64 },
     Pending,
     Info,
+    Count,
 }
+
+/// Calls served by this instance: 1 in a fresh instance every time, more
+/// when the host reuses warm instances.
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn misbehave(ctx: &Context, input: Behaviour) -> Result<Value, ActivityError> {
     match input {
+        Behaviour::Count => Ok(json!({"calls": CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1})),
         Behaviour::Trap => core::arch::wasm32::unreachable(),
         Behaviour::Panic { message } => panic!("{message}"),
         Behaviour::Loop => {

@@ -29,5 +29,6 @@ pub fn request(input: serde_json::Value) -> AttemptRequest {
         grants: Grants::default(),
         control: std::sync::Arc::new(AttemptControl::new()),
         events: None,
+        warm: None,
     }
 }

@@ -207,6 +207,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let control = Arc::new(AttemptControl::new());
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let req = AttemptRequest {
+        warm: None,
         info,
         input,
         last_heartbeat,

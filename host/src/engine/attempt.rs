@@ -49,6 +49,7 @@ pub(super) async fn run(
         grants: ty.grants.clone(),
         control: control.clone(),
         events: Some(tx),
+        warm: ty.warm.clone(),
     };
     let component = ty.component.clone();
     let span = tracing::info_span!("attempt", activity_id = %exec.activity_id, run_id = %exec.run_id, attempt);

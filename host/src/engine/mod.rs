@@ -45,6 +45,9 @@ impl Clock for SystemClock {
     }
 }
 
+/// Idle warm instances kept per type that reuses instances and sets no `slots`.
+const DEFAULT_WARM_IDLE: usize = 16;
+
 /// A configured activity type, ready to run.
 struct ActivityType {
     config: ActivityConfig,
@@ -53,6 +56,8 @@ struct ActivityType {
     component: Arc<LoadedComponent>,
     /// Per-type cap on concurrent attempts on this host.
     slots: Option<Arc<Semaphore>>,
+    /// Idle instances kept for the next attempts, when the type reuses them.
+    warm: Option<Arc<crate::sandbox::WarmPool>>,
 }
 
 /// A task queue this host serves with WASM workers.
@@ -135,7 +140,10 @@ impl Engine {
                 .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;
             tracing::info!(activity_type = %name, cache = ?component.cache, "loaded {}", a.component.display());
             let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
-            types.insert(name.clone(), ActivityType { config: a.clone(), grants, component, slots });
+            let warm = a
+                .reuse_instances
+                .then(|| Arc::new(crate::sandbox::WarmPool::new(a.slots.map_or(DEFAULT_WARM_IDLE, |s| s as usize))));
+            types.insert(name.clone(), ActivityType { config: a.clone(), grants, component, slots, warm });
         }
         let host_id = config.host_id();
         let mut served: HashMap<String, Vec<String>> = HashMap::new();

@@ -12,12 +12,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::LoadedComponent;
-use super::bindings::{ActivityInfo, Outcome};
+use super::bindings::{ActivityComponent, ActivityInfo, Outcome};
 use super::control::{AttemptControl, InterruptReason};
 use super::events::AttemptEvent;
 use super::host_api::{ActivityHost, LogLimitExceeded};
 use super::http::HttpHooks;
 use super::limits::{Limits, MemoryLimiter};
+use super::warm::{MAX_USES, Warm, WarmPool};
 use super::wasi::{self, Captured, Grants};
 use crate::payload::{Payload, PayloadTooLarge};
 
@@ -33,6 +34,9 @@ pub struct AttemptRequest {
     pub control: Arc<AttemptControl>,
     /// Receives heartbeats, progress and logs as they happen.
     pub events: Option<UnboundedSender<AttemptEvent>>,
+    /// Where to take a warm instance from and return it to; `None` runs
+    /// every attempt in a fresh instance (the default).
+    pub warm: Option<Arc<WarmPool>>,
 }
 
 /// How an attempt ended.
@@ -144,6 +148,8 @@ pub struct AttemptReport {
     pub stdout: Output,
     pub stderr: Output,
     pub duration: Duration,
+    /// The attempt ran in a warm instance kept from an earlier attempt.
+    pub warm: bool,
 }
 
 /// The data of an attempt's store.
@@ -152,6 +158,8 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     http: WasiHttpCtx,
     http_hooks: HttpHooks,
+    /// Socket and HTTP refusals of the current attempt.
+    denials: Arc<Mutex<Vec<String>>>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) host: ActivityHost,
 }
@@ -171,23 +179,33 @@ impl WasiView for StoreState {
 pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> AttemptReport {
     let started = Instant::now();
     let deadline = req.limits.timeout.map(|t| started + t);
-    let denials = Arc::new(Mutex::new(Vec::new()));
     let heartbeat_before = req.last_heartbeat.clone();
+    let pool = req.warm.clone();
 
-    let prepared = prepare(component, &req, deadline, denials.clone());
-    let (mut store, captured) = match prepared {
-        Ok(v) => v,
+    let prepared = match pool.as_ref().and_then(|p| p.take()) {
+        Some(warm) => Ok(rearm(component, warm, &req, deadline)),
+        None => prepare(component, &req, deadline),
+    };
+    let mut p = match prepared {
+        Ok(p) => p,
         Err(err) => {
             let failure = failure(FailureKind::Host, format!("cannot set up the sandbox: {err:#}"));
-            return report(failure, heartbeat_before, denials, None, started);
+            return report(failure, heartbeat_before, None, None, started, false);
         }
     };
 
     let control = req.control.clone();
     let input = req.input.into();
+    let warm = p.instance.is_some();
+    let instance = p.instance.take();
+    let store = &mut p.store;
     let call = async {
-        let instance = component.pre.instantiate_async(&mut store).await?;
-        instance.sluice_activity_activity().call_run(&mut store, &input).await
+        let instance = match instance {
+            Some(i) => i,
+            None => component.pre.instantiate_async(&mut *store).await?,
+        };
+        let outcome = instance.sluice_activity_activity().call_run(&mut *store, &input).await?;
+        Ok((instance, outcome))
     };
     let result = tokio::select! {
         result = call => result.map_err(Stop::Error),
@@ -198,24 +216,75 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
         }
     };
 
-    let state = store.data();
-    let outcome = match result {
-        Ok(outcome) => guest_outcome(outcome, &req.limits),
-        Err(stop) => AttemptOutcome::SandboxFailure(classify(stop, state, &captured, &req.limits)),
+    let state = p.store.data();
+    let (outcome, instance) = match result {
+        Ok((instance, outcome)) => (guest_outcome(outcome, &req.limits), Some(instance)),
+        Err(stop) => (AttemptOutcome::SandboxFailure(classify(stop, state, &p.captured, &req.limits)), None),
     };
     let last_heartbeat = state.host.heartbeat_details.clone().map(Into::into);
-    report(outcome, last_heartbeat, denials, Some(&captured), started)
+    let report = report(outcome, last_heartbeat, Some(&state.denials), Some(&p.captured), started, warm);
+
+    // Keep the instance only if the guest ended normally and left it sound.
+    if let (Some(pool), Some(instance)) = (pool, instance) {
+        let sound = !matches!(report.outcome, AttemptOutcome::SandboxFailure(_))
+            && p.store.data().limiter.refused.is_none()
+            && control.interrupted().is_none()
+            && p.captured.has_room()
+            && p.uses + 1 < MAX_USES;
+        if sound {
+            pool.put(Warm { store: p.store, instance, captured: p.captured, uses: p.uses + 1 });
+        }
+    }
+    report
 }
 
-fn prepare(
-    component: &LoadedComponent,
-    req: &AttemptRequest,
-    deadline: Option<Instant>,
-    denials: Arc<Mutex<Vec<String>>>,
-) -> anyhow::Result<(Store<StoreState>, Captured)> {
-    let (wasi, captured) = wasi::build(&req.grants, req.limits.max_output, denials.clone())?;
-    let http_hooks = HttpHooks { allow: req.grants.http.clone().into(), denials };
-    let host = ActivityHost {
+/// A store ready for one attempt, with its instance when it is warm.
+struct Prepared {
+    store: Store<StoreState>,
+    instance: Option<ActivityComponent>,
+    captured: Captured,
+    uses: u32,
+}
+
+fn prepare(component: &LoadedComponent, req: &AttemptRequest, deadline: Option<Instant>) -> anyhow::Result<Prepared> {
+    let denials = Arc::new(Mutex::new(Vec::new()));
+    let (wasi, captured) = wasi::build(&req.grants, req.limits.max_output, req.warm.is_some(), denials.clone())?;
+    let state = StoreState {
+        wasi,
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        http_hooks: HttpHooks { allow: req.grants.http.clone().into(), denials: denials.clone() },
+        denials,
+        limiter: MemoryLimiter::new(req.limits.memory),
+        host: activity_host(req),
+    };
+    let mut store = Store::new(component.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    if !component.metered() && req.limits.fuel.is_some() {
+        anyhow::bail!("a fuel limit needs the component loaded with metering");
+    }
+    arm(&mut store, req, deadline, component.metered())?;
+    Ok(Prepared { store, instance: None, captured, uses: 0 })
+}
+
+/// A warm instance, reset for this attempt: its own host state, limits,
+/// deadline and output; the guest's memory and module state are as the
+/// previous attempt left them.
+fn rearm(component: &LoadedComponent, warm: Warm, req: &AttemptRequest, deadline: Option<Instant>) -> Prepared {
+    let Warm { mut store, instance, mut captured, uses } = warm;
+    let state = store.data_mut();
+    state.host = activity_host(req);
+    state.limiter = MemoryLimiter::new(req.limits.memory);
+    state.http_hooks = HttpHooks { allow: req.grants.http.clone().into(), denials: state.denials.clone() };
+    captured.rearm(req.limits.max_output);
+    // Setting fuel cannot fail here: the instance was first prepared for the
+    // same type, with the same limits.
+    let _ = arm(&mut store, req, deadline, component.metered());
+    Prepared { store, instance: Some(instance), captured, uses }
+}
+
+fn activity_host(req: &AttemptRequest) -> ActivityHost {
+    ActivityHost {
         info: req.info.clone(),
         task_token: req.task_token.clone(),
         control: req.control.clone(),
@@ -224,21 +293,18 @@ fn prepare(
         max_payload: req.limits.max_payload,
         max_log: req.limits.max_output,
         log_bytes: 0,
-    };
-    let state = StoreState {
-        wasi,
-        table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
-        http_hooks,
-        limiter: MemoryLimiter::new(req.limits.memory),
-        host,
-    };
-    let mut store = Store::new(component.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    if component.metered() {
+    }
+}
+
+/// Fuel and the epoch callback of one attempt.
+fn arm(
+    store: &mut Store<StoreState>,
+    req: &AttemptRequest,
+    deadline: Option<Instant>,
+    metered: bool,
+) -> anyhow::Result<()> {
+    if metered {
         store.set_fuel(req.limits.fuel.unwrap_or(u64::MAX))?;
-    } else if req.limits.fuel.is_some() {
-        anyhow::bail!("a fuel limit needs the component loaded with metering");
     }
     // Every epoch tick the guest checks in: stop it if the host asked or the
     // deadline passed, otherwise yield to the async runtime so one busy guest
@@ -255,7 +321,7 @@ fn prepare(
         Ok(UpdateDeadline::Yield(1))
     });
     store.set_epoch_deadline(1);
-    Ok((store, captured))
+    Ok(())
 }
 
 enum Stop {
@@ -337,7 +403,7 @@ fn classify(stop: Stop, state: &StoreState, captured: &Captured, limits: &Limits
                 message
                     .push_str(" (deep recursion that overflows a shadow stack in linear memory looks like this too)");
             }
-            if let Some(panic) = panic_message(&captured.stderr.contents()) {
+            if let Some(panic) = panic_message(&captured.stderr()) {
                 message.push_str(&format!(" after a panic: {panic}"));
             }
             with_bt(failure(FailureKind::Trap, message))
@@ -388,20 +454,26 @@ fn failure_of(kind: FailureKind, e: impl std::fmt::Display) -> SandboxFailure {
 fn report(
     outcome: impl Into<AttemptOutcome>,
     last_heartbeat: Option<Payload>,
-    denials: Arc<Mutex<Vec<String>>>,
+    denials: Option<&Mutex<Vec<String>>>,
     captured: Option<&Captured>,
     started: Instant,
+    warm: bool,
 ) -> AttemptReport {
-    let output = |pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe, cap: usize| {
-        let bytes = pipe.contents().to_vec();
-        Output { truncated: bytes.len() >= cap, bytes }
-    };
+    let output = |bytes: Vec<u8>, cap: usize| Output { truncated: bytes.len() >= cap, bytes };
     let (stdout, stderr) = match captured {
-        Some(c) => (output(&c.stdout, c.cap), output(&c.stderr, c.cap)),
+        Some(c) => (output(c.stdout(), c.cap), output(c.stderr(), c.cap)),
         None => Default::default(),
     };
-    let denials = std::mem::take(&mut *denials.lock().unwrap());
-    AttemptReport { outcome: outcome.into(), last_heartbeat, denials, stdout, stderr, duration: started.elapsed() }
+    let denials = denials.map(|d| std::mem::take(&mut *d.lock().unwrap())).unwrap_or_default();
+    AttemptReport {
+        outcome: outcome.into(),
+        last_heartbeat,
+        denials,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+        warm,
+    }
 }
 
 impl From<SandboxFailure> for AttemptOutcome {

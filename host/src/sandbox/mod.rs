@@ -15,6 +15,7 @@ mod host_api;
 mod http;
 mod limits;
 mod load;
+mod warm;
 mod wasi;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ pub use events::{AttemptEvent, LogLevel};
 pub use http::HttpRule;
 pub use limits::{DEFAULT_MAX_OUTPUT, DEFAULT_MEMORY, Limits};
 pub use load::{DEFAULT_MAX_COMPONENT_SIZE, LoadError};
+pub use warm::WarmPool;
 pub use wasi::{DirGrant, Grants};
 
 use attempt::StoreState;

@@ -57,25 +57,60 @@ impl FromStr for DirGrant {
 pub(crate) struct Captured {
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
+    /// Per-attempt cap on each stream.
     pub cap: usize,
+    /// Bytes each pipe held before this attempt (a warm instance's pipes
+    /// carry its earlier attempts' output).
+    skip: (usize, usize),
+    /// What each pipe can hold in all.
+    capacity: usize,
 }
 
 impl Captured {
-    /// True once either stream hit its cap (later writes were refused).
+    /// This attempt's stdout.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.contents()[self.skip.0..].to_vec()
+    }
+
+    /// This attempt's stderr.
+    pub fn stderr(&self) -> Vec<u8> {
+        self.stderr.contents()[self.skip.1..].to_vec()
+    }
+
+    /// True once this attempt wrote its cap to either stream, or a pipe is
+    /// full (later writes were refused).
     pub fn overflowed(&self) -> bool {
-        self.stdout.contents().len() >= self.cap || self.stderr.contents().len() >= self.cap
+        let (out, err) = (self.stdout.contents().len(), self.stderr.contents().len());
+        out - self.skip.0 >= self.cap || err - self.skip.1 >= self.cap || out.max(err) >= self.capacity
+    }
+
+    /// Starts a new attempt on the same pipes.
+    pub fn rearm(&mut self, cap: usize) {
+        self.skip = (self.stdout.contents().len(), self.stderr.contents().len());
+        self.cap = cap;
+    }
+
+    /// Whether another attempt could write its full cap.
+    pub fn has_room(&self) -> bool {
+        let used = self.stdout.contents().len().max(self.stderr.contents().len());
+        self.capacity.saturating_sub(used) > self.cap
     }
 }
 
-/// Builds the WASI context of one attempt. Denied socket uses are appended
-/// to `denials`.
+/// Pipe capacity, in attempts' worth of output, of a reusable instance.
+const WARM_OUTPUT_ATTEMPTS: usize = 4;
+
+/// Builds the WASI context of one attempt (`reusable`: of an instance that
+/// may serve several). Denied socket uses are appended to `denials`.
 pub(crate) fn build(
     grants: &Grants,
     max_output: usize,
+    reusable: bool,
     denials: Arc<Mutex<Vec<String>>>,
 ) -> anyhow::Result<(WasiCtx, Captured)> {
-    let stdout = MemoryOutputPipe::new(max_output);
-    let stderr = MemoryOutputPipe::new(max_output);
+    let capacity = if reusable { max_output.saturating_mul(WARM_OUTPUT_ATTEMPTS) } else { max_output };
+    let stdout = MemoryOutputPipe::new(capacity);
+    let stderr = MemoryOutputPipe::new(capacity);
     let mut builder = WasiCtxBuilder::new();
     builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(&grants.env);
     for dir in &grants.dirs {
@@ -108,5 +143,5 @@ pub(crate) fn build(
         denials.lock().unwrap().push(format!("capability denied: {what} {addr} (no network access is granted)"));
         Box::pin(async { false })
     });
-    Ok((builder.build(), Captured { stdout, stderr, cap: max_output }))
+    Ok((builder.build(), Captured { stdout, stderr, cap: max_output, skip: (0, 0), capacity }))
 }

@@ -65,6 +65,7 @@ pub fn request(input: Value) -> AttemptRequest {
         grants: Grants::default(),
         control: Arc::new(AttemptControl::new()),
         events: None,
+        warm: None,
     }
 }
 

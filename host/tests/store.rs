@@ -174,6 +174,23 @@ async fn a_newer_schema_is_refused() {
 }
 
 #[tokio::test]
+async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // As a development build that changed migration 1 in place left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE executions DROP COLUMN history").unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).err().unwrap().to_string();
+    assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
+    assert!(
+        err.ends_with("state, history]; the store was written by an incompatible build of sluice: move it aside"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_batch_of_starts_is_admitted_in_order() {
     use sluice::store::NewStart;
     let dir = tempfile::tempdir().unwrap();

@@ -59,5 +59,35 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
         tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
     }
+    verify(conn)
+}
+
+/// Checks that every table has the columns this build's migrations create,
+/// so a store written by a build whose migration differed is refused at
+/// open with the reason, not on first use.
+fn verify(conn: &Connection) -> Result<(), String> {
+    let expected = Connection::open_in_memory().map_err(|e| e.to_string())?;
+    for sql in MIGRATIONS {
+        expected.execute_batch(sql).map_err(|e| e.to_string())?;
+    }
+    let tables = names(&expected, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
+    for table in tables {
+        let columns = format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid");
+        let (want, have) = (names(&expected, &columns)?, names(conn, &columns)?);
+        if want != have {
+            return Err(format!(
+                "table {table} has columns [{}], but schema version {VERSION} has [{}]; \
+                 the store was written by an incompatible build of sluice: move it aside",
+                have.join(", "),
+                want.join(", ")
+            ));
+        }
+    }
     Ok(())
+}
+
+fn names(conn: &Connection, sql: &str) -> Result<Vec<String>, String> {
+    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+    let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }

@@ -15,9 +15,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice::config::Config;
-use sluice::engine::{Engine, StartRequest, SystemClock};
+use sluice::engine::{Engine, SystemClock};
 use sluice::store::SqliteStore;
 use sluice_test_programs::NOOP;
+
+mod common;
+use common::schedule_noops;
 
 /// Completions per timed window.
 const WINDOW: u64 = 100;
@@ -58,15 +61,7 @@ async fn drain(depth: u64, measure: u64) -> Drain {
     let store = Arc::new(SqliteStore::open(&paused.store.path).unwrap());
     let engine = Engine::start(&paused, store, Arc::new(SystemClock)).await.unwrap();
     let fill = Instant::now();
-    let mut scheduled = 0;
-    while scheduled < depth {
-        let batch = (depth - scheduled).min(1000);
-        let reqs = (0..batch).map(|_| StartRequest { activity_type: "noop".into(), ..Default::default() }).collect();
-        for r in engine.start_activities(reqs).await {
-            r.unwrap();
-        }
-        scheduled += batch;
-    }
+    schedule_noops(&engine, depth, 1000).await;
     let fill_secs = fill.elapsed().as_secs_f64();
     engine.shutdown(Duration::from_secs(1)).await;
     drop(engine);

@@ -15,6 +15,9 @@ use sluice::engine::{Engine, EventKind, StartRequest, SystemClock};
 use sluice::store::SqliteStore;
 use sluice_test_programs::NOOP;
 
+mod common;
+use common::schedule_noops;
+
 fn config(dir: &std::path::Path) -> Config {
     let text = format!(
         "[store]\npath = \"bench.db\"\n[sandbox]\npool_instances = 512\n[queues.default]\nslots = 256\n\
@@ -34,15 +37,7 @@ fn main() {
 
         // Throughput: schedule in batches of 500 (one commit each).
         let start = Instant::now();
-        let mut scheduled = 0;
-        while scheduled < n {
-            let batch = (n - scheduled).min(500);
-            let reqs = (0..batch).map(|_| StartRequest { activity_type: "noop".into(), ..Default::default() }).collect();
-            for r in engine.start_activities(reqs).await {
-                r.unwrap();
-            }
-            scheduled += batch;
-        }
+        schedule_noops(&engine, n as u64, 500).await;
         let scheduling = start.elapsed();
         while engine.stats().completed.load(Ordering::Relaxed) < n as u64 {
             tokio::time::sleep(Duration::from_millis(5)).await;

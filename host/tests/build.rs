@@ -52,6 +52,18 @@ fn a_rust_guest_builds_with_cargo() {
 }
 
 #[test]
+fn a_rust_crate_that_is_not_a_cdylib_is_refused_with_the_fix() {
+    let dir = guest(&[(
+        "Cargo.toml",
+        "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )]);
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+    let err = failure(&sluice_build(&[], dir.path(), &[]));
+    assert!(err.contains("cargo built no .wasm file; is the package a `crate-type = [\"cdylib\"]` library?"), "{err}");
+}
+
+#[test]
 fn folders_without_a_known_entry_file_are_refused() {
     let dir = guest(&[("README.md", "nothing to build")]);
     let err = failure(&sluice_build(&[], dir.path(), &[]));

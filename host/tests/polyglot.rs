@@ -13,15 +13,17 @@ use common::server::*;
 use serde_json::json;
 use sluice::api::pb;
 
-/// Builds `examples/<lang>/<name>` into the test's target folder. A toolchain
-/// that cannot be installed fails the test with `sluice build`'s message,
-/// which names the toolchain and the reason.
-fn build(lang: &str, name: &str) -> PathBuf {
+/// Builds `examples/<lang>/<name>` into the test's target folder (`http`:
+/// against the world with wasi:http). A toolchain that cannot be installed
+/// fails the test with `sluice build`'s message, which names the toolchain
+/// and the reason.
+fn build(lang: &str, name: &str, http: bool) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let src = root.join("examples").join(lang).join(name);
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("polyglot").join(format!("{name}-{lang}.wasm"));
     let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("build")
+        .args(http.then_some("--http"))
         .arg(&src)
         .arg("-o")
         .arg(&out)
@@ -38,8 +40,8 @@ fn build(lang: &str, name: &str) -> PathBuf {
 
 /// A server with the Rust `hello` and `resumable` plus `lang`'s.
 fn server(lang: &str) -> (Server, tempfile::TempDir) {
-    let hello = build(lang, "hello");
-    let resumable = build(lang, "resumable");
+    let hello = build(lang, "hello", false);
+    let resumable = build(lang, "resumable", false);
     Server::start(&format!(
         r#"
 [activities.hello-{lang}]
@@ -178,17 +180,7 @@ fn http_server() -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn python_outbound_http_reaches_allow_listed_hosts_only() {
     let port = http_server();
-    let fetch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("polyglot").join("fetch-python.wasm");
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/fetch");
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("build")
-        .arg("--http")
-        .arg(&src)
-        .arg("-o")
-        .arg(&fetch)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let fetch = build("python", "fetch", true);
     let (server, _dir) = Server::start(&format!(
         r#"
 [activities.fetch-allowed]

@@ -158,15 +158,18 @@ async fn state_and_secret_survive_a_reopen() {
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.input, Payload::json(&"a"));
 }
 
-#[tokio::test]
-async fn a_newer_schema_is_refused() {
+/// The error of reopening a new store after `sql` ran on it.
+fn reopen_after(sql: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     drop(SqliteStore::open(&path).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 99).unwrap();
-    drop(conn);
-    let err = SqliteStore::open(&path).err().unwrap().to_string();
+    rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    SqliteStore::open(&path).err().expect("the store was refused").to_string()
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let err = reopen_after("PRAGMA user_version = 99");
     assert!(
         err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"),
         "{err}"
@@ -175,14 +178,8 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    drop(SqliteStore::open(&path).unwrap());
     // As a development build that changed migration 1 in place left it.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE executions DROP COLUMN history").unwrap();
-    drop(conn);
-    let err = SqliteStore::open(&path).err().unwrap().to_string();
+    let err = reopen_after("ALTER TABLE executions DROP COLUMN history");
     assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
     assert!(
         err.ends_with("state, history]; the store was written by an incompatible build of sluice: move it aside"),

@@ -1,7 +1,9 @@
-//! Helpers shared by the benchmarks.
+//! Helpers shared by the benchmarks (each uses some of them).
+#![allow(dead_code)]
 
 use std::time::Duration;
 
+use sluice::engine::{Engine, StartRequest};
 use sluice::payload::Payload;
 use sluice::sandbox::{ActivityInfo, AttemptControl, AttemptRequest, Grants, Limits};
 
@@ -30,5 +32,18 @@ pub fn request(input: serde_json::Value) -> AttemptRequest {
         control: std::sync::Arc::new(AttemptControl::new()),
         events: None,
         warm: None,
+    }
+}
+
+/// Starts `n` no-op activities in batches of `batch` (one commit each).
+pub async fn schedule_noops(engine: &std::sync::Arc<Engine>, n: u64, batch: u64) {
+    let mut scheduled = 0;
+    while scheduled < n {
+        let size = (n - scheduled).min(batch);
+        let reqs = (0..size).map(|_| StartRequest { activity_type: "noop".into(), ..Default::default() }).collect();
+        for r in engine.start_activities(reqs).await {
+            r.unwrap();
+        }
+        scheduled += size;
     }
 }

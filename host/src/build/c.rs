@@ -46,9 +46,7 @@ pub(super) fn build(job: &Job) -> anyhow::Result<()> {
     }
     ensure_toolchain(job.toolchains)?;
     let gen_dir = job.scratch.join("gen");
-    let wit = job.scratch.join("wit");
-    sdk::write_wit(&wit)?;
-    generate_bindings(&wit, job.world, &gen_dir)?;
+    generate_bindings(job.wit, job.world, &gen_dir)?;
     sdk::write_all(&gen_dir, sdk::C)?;
 
     let core = job.scratch.join("core.wasm");
@@ -102,14 +100,18 @@ fn generate_bindings(wit: &Path, world: &str, out: &Path) -> anyhow::Result<()> 
 
 /// Installs the Debian packages when something is missing: with apt-get as
 /// root, otherwise an error saying the command to run.
+/// The required files that are not there.
+fn missing() -> Vec<&'static str> {
+    REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect()
+}
+
 fn ensure_toolchain(toolchains: &toolchain::Toolchains) -> anyhow::Result<()> {
-    let missing = || -> Vec<&str> { REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect() };
     if missing().is_empty() {
         return Ok(());
     }
     let _lock = toolchains.lock("c-apt")?;
-    let missing = missing();
-    if missing.is_empty() {
+    let absent = missing();
+    if absent.is_empty() {
         return Ok(());
     }
     let packages = toolchain::C_PACKAGES.join(" ");
@@ -118,7 +120,7 @@ fn ensure_toolchain(toolchains: &toolchain::Toolchains) -> anyhow::Result<()> {
     if !root {
         bail!(
             "the C toolchain is not installed ({} missing); install it with:\n    sudo apt-get install {packages}",
-            missing.join(", ")
+            absent.join(", ")
         );
     }
     say!("installing the C toolchain with apt-get: {packages} (first use only)");
@@ -136,7 +138,7 @@ fn ensure_toolchain(toolchains: &toolchain::Toolchains) -> anyhow::Result<()> {
         toolchain::run(Command::new("apt-get").args(["update", "-q"]), "apt-get update")?;
         install()?;
     }
-    let still = REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect::<Vec<_>>();
+    let still = missing();
     if !still.is_empty() {
         bail!("apt-get installed {packages}, but {} is still missing", still.join(", "));
     }

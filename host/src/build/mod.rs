@@ -109,7 +109,11 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<Built> {
         say!("keeping the build's scratch folder {}", scratch.path().display());
     }
     let world = if opts.http { sdk::HTTP_WORLD } else { sdk::WORLD };
-    let job = Job { dir: &dir, out: &out, scratch: scratch.path(), world, toolchains: &opts.toolchains };
+    let wit = scratch.path().join("wit");
+    if language != Language::Rust {
+        sdk::write_wit(&wit)?;
+    }
+    let job = Job { dir: &dir, out: &out, scratch: scratch.path(), wit: &wit, world, toolchains: &opts.toolchains };
     match language {
         Language::Rust => rust::build(&job),
         Language::Python => python::build(&job),
@@ -117,11 +121,15 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<Built> {
         Language::C => c::build(&job),
     }
     .with_context(|| format!("cannot build the {language} guest in {}", dir.display()))?;
-    let bytes = std::fs::read(&out).with_context(|| format!("the build wrote no component at {}", out.display()))?;
-    if !wasmparser::Parser::is_component(&bytes) {
+    // The preamble says what the file is; no need to read a large guest whole.
+    let mut header = [0u8; 8];
+    let mut file =
+        std::fs::File::open(&out).with_context(|| format!("the build wrote no component at {}", out.display()))?;
+    let size = file.metadata()?.len();
+    if std::io::Read::read_exact(&mut file, &mut header).is_err() || !wasmparser::Parser::is_component(&header) {
         bail!("the build of {} produced {}, which is not a WebAssembly component", dir.display(), out.display());
     }
-    Ok(Built { language, component: out, size: bytes.len() as u64 })
+    Ok(Built { language, component: out, size })
 }
 
 /// One build in progress: absolute paths and the chosen world.
@@ -129,6 +137,8 @@ struct Job<'a> {
     dir: &'a Path,
     out: &'a Path,
     scratch: &'a Path,
+    /// The WIT package (with its WASI deps), written into the scratch folder.
+    wit: &'a Path,
     world: &'a str,
     toolchains: &'a Toolchains,
 }

@@ -28,8 +28,6 @@ pub(super) fn build(job: &Job) -> anyhow::Result<()> {
         &format!("the Python toolchain ({} from PyPI)", toolchain::COMPONENTIZE_PY),
         toolchain::install_python,
     )?;
-    let wit = job.scratch.join("wit");
-    sdk::write_wit(&wit)?;
     let lib = job.scratch.join("py");
     sdk::write_all(&lib, sdk::PYTHON)?;
     sdk::write_all(&lib, &[("sluice_entry.py", ENTRY)])?;
@@ -38,7 +36,7 @@ pub(super) fn build(job: &Job) -> anyhow::Result<()> {
     toolchain::run(
         Command::new(venv.join("bin/componentize-py"))
             .arg("-d")
-            .arg(&wit)
+            .arg(job.wit)
             .arg("-w")
             .arg(job.world)
             .arg("componentize")

@@ -2,7 +2,10 @@
 //! - throughput: no-op activities scheduled in batches, run in WASM, their
 //!   final status committed to the embedded SQLite store;
 //! - schedule-to-start latency on an idle host (start request → attempt
-//!   started and committed), p50/p99.
+//!   started and committed), p50/p99;
+//! - the cost of one heartbeat (by task token, committed) of an execution
+//!   whose input is small or 1 MiB: an execution's input is stored once, so
+//!   heartbeats should not pay for it.
 //!
 //!     cargo bench -p sluice --bench engine          (SLUICE_BENCH_N=... to resize)
 
@@ -11,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice::config::Config;
-use sluice::engine::{Engine, EventKind, StartRequest, SystemClock};
+use sluice::engine::{Engine, EventKind, StartRequest, SystemClock, Target};
+use sluice::payload::Payload;
 use sluice::store::SqliteStore;
 use sluice_test_programs::NOOP;
 
@@ -56,7 +60,7 @@ fn main() {
             let run = engine.start_activity(StartRequest { activity_type: "noop".into(), ..Default::default() }).await.unwrap().run_id;
             loop {
                 let ev = events.recv().await.unwrap();
-                if ev.run_id == run && matches!(&ev.kind, EventKind::Transition { transition, .. } if transition == "started") {
+                if ev.run_id == run && matches!(&ev.kind, EventKind::Transition { transition, .. } if *transition == sluice::activity::HistoryKind::Started) {
                     break;
                 }
             }
@@ -69,5 +73,36 @@ fn main() {
         samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!("schedule-to-start latency, idle host (start committed → attempt started and committed), 1000 runs");
         println!("  p50 {:.3} ms   p99 {:.3} ms", samples[500], samples[990]);
+
+        println!("heartbeat by task token (read, transition, commit), 500 per input size");
+        for (label, size) in [("100 B", 100), ("1 MiB", 1 << 20)] {
+            let (p50, mean) = heartbeat_cost(&engine, size).await;
+            println!("  input {label:>6}: p50 {p50:.1} µs   mean {mean:.1} µs");
+        }
     });
+}
+
+/// (p50, mean) µs of a heartbeat of an externally polled attempt whose input is `size` bytes.
+async fn heartbeat_cost(engine: &Arc<Engine>, size: usize) -> (f64, f64) {
+    let queue = format!("hb-{size}");
+    let input = Payload::json(&"x".repeat(size - 2));
+    let start = StartRequest {
+        activity_type: "external".into(),
+        task_queue: Some(queue.clone()),
+        input: Some(input),
+        timeouts: sluice::activity::Timeouts { start_to_close: Some(Duration::from_secs(3600)), ..Default::default() },
+        ..Default::default()
+    };
+    engine.start_activity(start).await.unwrap();
+    let task = engine.poll(&queue, "bench", vec![], Duration::from_secs(5)).await.unwrap().unwrap();
+    let target = Target::Token(task.task_token);
+    let mut samples = Vec::new();
+    for i in 0..500 {
+        let t = Instant::now();
+        engine.heartbeat(&target, Some(Payload::json(&i))).await.unwrap();
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (samples[samples.len() / 2], mean)
 }

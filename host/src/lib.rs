@@ -21,6 +21,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod payload;
 pub mod sandbox;
 pub mod store;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use sluice::activity::{ConflictPolicy, Execution, NewExecution, RetryPolicy, ReusePolicy, Status, Timeouts};
+use sluice::activity::{HistoryEntry, HistoryKind};
 use sluice::payload::Payload;
-use sluice::store::{HistoryEntry, ListFilter, LogEntry, SqliteStore, StartOutcome, Store, StoreError};
+use sluice::store::{ListFilter, LogEntry, SqliteStore, StartOutcome, Store, StoreError};
 
 fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
     Execution::new(
@@ -26,12 +27,12 @@ fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
     .unwrap()
 }
 
-fn h(kind: &str) -> HistoryEntry {
-    HistoryEntry { at: 0, attempt: 1, kind: kind.into(), detail: serde_json::json!({}) }
+fn h(kind: HistoryKind) -> HistoryEntry {
+    HistoryEntry { at: 0, attempt: 1, kind, detail: serde_json::json!({}) }
 }
 
 async fn start(store: &SqliteStore, e: Execution) -> StartOutcome {
-    store.start(e, h("scheduled"), ConflictPolicy::Fail, ReusePolicy::AllowDuplicate).await.unwrap()
+    store.start(e, ConflictPolicy::Fail, ReusePolicy::AllowDuplicate).await.unwrap()
 }
 
 #[tokio::test]
@@ -58,11 +59,11 @@ async fn updates_are_versioned() {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     let mut e = store.get("a", Some("r1")).await.unwrap().unwrap();
     e.value.request_cancel(5).unwrap();
-    let v2 = store.update(e.value.clone(), e.version, vec![h("cancelled")]).await.unwrap();
+    let v2 = store.update(&e.value, e.version, Some(&h(HistoryKind::Closed(Status::Cancelled)))).await.unwrap();
     assert_eq!(v2, 2);
-    let stale = store.update(e.value.clone(), e.version, vec![]).await;
+    let stale = store.update(&e.value, e.version, None).await;
     assert!(matches!(stale, Err(StoreError::Conflict(r)) if r == "r1"));
-    let history: Vec<String> = store.history("r1").await.unwrap().into_iter().map(|h| h.kind).collect();
+    let history: Vec<String> = store.history("r1").await.unwrap().into_iter().map(|h| h.kind.to_string()).collect();
     assert_eq!(history, ["scheduled", "cancelled"]);
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.status, Status::Cancelled);
 }
@@ -194,7 +195,6 @@ async fn a_batch_of_starts_is_admitted_in_order() {
     let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
     let new = |run: &str| NewStart {
         exec: exec("same", run, "q", 3, 0),
-        history: h("scheduled"),
         conflict: ConflictPolicy::Fail,
         reuse: ReusePolicy::AllowDuplicate,
     };
@@ -217,12 +217,13 @@ async fn history_keeps_its_first_entry_and_the_latest_ones() {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     let mut v = store.get("a", None).await.unwrap().unwrap();
     for i in 0..250u32 {
-        let entry = HistoryEntry { at: i as u64, attempt: i, kind: format!("k{i}"), detail: serde_json::json!({}) };
-        v.version = store.update(v.value.clone(), v.version, vec![entry]).await.unwrap();
+        let entry =
+            HistoryEntry { at: i as u64, attempt: i, kind: HistoryKind::Started, detail: serde_json::json!({}) };
+        v.version = store.update(&v.value, v.version, Some(&entry)).await.unwrap();
     }
     let history = store.history("r1").await.unwrap();
     assert_eq!(history.len(), 200);
-    assert_eq!(history[0].kind, "scheduled");
-    assert_eq!(history[1].kind, "k51");
-    assert_eq!(history.last().unwrap().kind, "k249");
+    assert_eq!(history[0].kind, HistoryKind::Scheduled);
+    assert_eq!(history[1].attempt, 51);
+    assert_eq!(history.last().unwrap().attempt, 249);
 }

@@ -156,6 +156,8 @@ pub enum Reject {
 /// What a transition did, for the history and for the engine to act on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// A new execution, waiting for its first attempt.
+    Scheduled,
     Started {
         attempt: u32,
     },
@@ -171,7 +173,8 @@ pub enum Change {
     CancelRequested,
     /// The execution closed with this status.
     Closed(Status),
-    /// A repeated completion with the same result: nothing changed.
+    /// A repeated request (completion with the same result, a second
+    /// cancel request): nothing changed, nothing to commit.
     AlreadyDone,
 }
 
@@ -259,7 +262,7 @@ impl Execution {
         (self.status == Status::Scheduled).then_some(self.attempt_scheduled_at)
     }
 
-    fn check_open(&self) -> Result<(), Reject> {
+    pub(super) fn check_open(&self) -> Result<(), Reject> {
         if self.status.is_closed() {
             return Err(Reject::Closed { activity_id: self.activity_id.clone(), status: self.status });
         }
@@ -267,7 +270,7 @@ impl Execution {
     }
 
     /// Checks that `attempt` is the current, running attempt.
-    fn check_running(&self, attempt: u32) -> Result<(), Reject> {
+    pub(super) fn check_running(&self, attempt: u32) -> Result<(), Reject> {
         self.check_open()?;
         if attempt != self.attempt {
             return Err(Reject::StaleAttempt {
@@ -314,9 +317,9 @@ impl Execution {
     }
 
     /// Records progress of the running attempt (no effect on timeouts).
-    pub fn progress(&mut self, attempt: u32, percent: Option<f32>, message: String, now: Millis) -> Result<(), Reject> {
+    pub fn record_progress(&mut self, attempt: u32, progress: Progress) -> Result<(), Reject> {
         self.check_running(attempt)?;
-        self.progress = Some(Progress { percent, message, at: now });
+        self.progress = Some(progress);
         Ok(())
     }
 
@@ -376,7 +379,7 @@ impl Execution {
         Some(self.retry_or_close(failure, now))
     }
 
-    fn retry_or_close(&mut self, failure: Failure, now: Millis) -> Change {
+    pub(super) fn retry_or_close(&mut self, failure: Failure, now: Millis) -> Change {
         let final_status = match failure.source {
             FailureSource::Timeout(t) => {
                 self.timeout_type = Some(t);
@@ -423,9 +426,10 @@ impl Execution {
         if self.status == Status::Scheduled {
             return Ok(self.close(Status::Cancelled, now));
         }
-        if self.cancel_requested_at.is_none() {
-            self.cancel_requested_at = Some(now);
+        if self.cancel_requested_at.is_some() {
+            return Ok(Change::AlreadyDone);
         }
+        self.cancel_requested_at = Some(now);
         Ok(Change::CancelRequested)
     }
 

@@ -6,11 +6,15 @@
 mod admission;
 mod execution;
 mod failure;
+mod history;
 mod options;
+mod outcome;
 #[cfg(test)]
 mod tests;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
 pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, Status};
 pub use failure::{Failure, FailureSource, TimeoutType};
+pub use history::{HistoryEntry, HistoryKind, Transition, record};
 pub use options::{OptionsError, RetryPolicy, Timeouts};
+pub use outcome::{AttemptEnd, Outcome};

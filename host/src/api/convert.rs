@@ -6,10 +6,11 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pb;
+use crate::activity::HistoryEntry;
 use crate::activity::{self, ConflictPolicy, Execution, Failure, Millis, RetryPolicy, ReusePolicy};
 use crate::engine::{EngineError, Target};
 use crate::payload::{JSON, Payload};
-use crate::store::{HistoryEntry, LogEntry};
+use crate::store::LogEntry;
 
 pub fn status_of(e: EngineError) -> Status {
     match e {
@@ -179,7 +180,7 @@ pub fn history(h: &HistoryEntry) -> pb::HistoryEvent {
     pb::HistoryEvent {
         time: Some(timestamp(h.at)),
         attempt: h.attempt,
-        kind: h.kind.clone(),
+        kind: h.kind.to_string(),
         detail_json: h.detail.to_string(),
     }
 }

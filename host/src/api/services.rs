@@ -156,7 +156,7 @@ impl pb::activity_service_server::ActivityService for Api {
                 let (event, closed) = match ev.kind {
                     EventKind::Transition { transition, status } => (
                         pb::watch_activity_event::Event::Transition(pb::Transition {
-                            kind: transition,
+                            kind: transition.to_string(),
                             status: convert::pb_status(status) as i32,
                         }),
                         status.is_closed(),

@@ -1,89 +1,83 @@
-//! Running one claimed attempt in the sandbox: heartbeats persisted
-//! (throttled, latest details never lost), progress and logs recorded, the
-//! outcome committed through the state machine.
+//! Running one claimed attempt through the attempt runner: heartbeats
+//! persisted (throttled, latest details never lost), progress and logs
+//! recorded, the outcome committed through the state machine.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::{Engine, EventKind, Running};
-use crate::activity::{Change, Execution, Failure, FailureSource, Progress, Reject, TimeoutType};
+use super::{AttemptCall, Engine, EventKind};
+use crate::activity::{AttemptEnd, Change, Execution, Failure, FailureSource, Millis, Outcome, Progress};
 use crate::payload::Payload;
-use crate::sandbox::{
-    ActivityInfo, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport, AttemptRequest, FailureKind,
-};
-use crate::store::{LogEntry, Versioned};
-use crate::token::TaskToken;
+use crate::sandbox::{ActivityInfo, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport, FailureKind};
+use crate::store::{Committed, LogEntry, Versioned};
 
 /// Longest gap between persisted heartbeats of a busy guest.
 const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(
     engine: Arc<Engine>,
-    claimed: Versioned<Execution>,
+    claimed: Committed,
     _slots: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 ) {
-    let exec = claimed.value.clone();
-    let Some(ty) = engine.types.get(&exec.activity_type) else { return };
+    let Committed { value: exec, version, .. } = claimed;
     let now = engine.clock.now();
     let attempt = exec.attempt;
     let control = Arc::new(AttemptControl::new());
     if exec.cancel_requested_at.is_some() {
         control.request_cancel();
     }
-    engine.running.lock().unwrap().insert(exec.run_id.clone(), Running { attempt, control: control.clone() });
+    engine.running.insert(&exec.run_id, attempt, control.clone());
 
-    // The sandbox deadline: the earlier of start-to-close and schedule-to-close.
+    // The attempt's deadline: the earlier of start-to-close and schedule-to-close.
     let deadline = [exec.start_to_close_deadline(), exec.schedule_to_close_deadline()].into_iter().flatten().min();
-    let timeout = deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1)));
-    let token =
-        engine.signer.sign(&TaskToken { activity_id: exec.activity_id.clone(), run_id: exec.run_id.clone(), attempt });
     let (tx, mut events) = mpsc::unbounded_channel();
-    let req = AttemptRequest {
+    let call = AttemptCall {
         info: info(&engine, &exec, deadline),
         input: exec.input.clone(),
         last_heartbeat: exec.heartbeat_details.clone(),
-        task_token: token,
-        limits: ty.config.limits(engine.max_payload, timeout),
-        grants: ty.grants.clone(),
+        task_token: engine.task_token(&exec),
+        timeout: deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1))),
         control: control.clone(),
-        events: Some(tx),
-        warm: ty.warm.clone(),
+        events: tx,
     };
-    let component = ty.component.clone();
     let span = tracing::info_span!("attempt", activity_id = %exec.activity_id, run_id = %exec.run_id, attempt);
-    let mut run = tokio::spawn(tracing::Instrument::instrument(async move { component.run(req).await }, span));
+    let mut run = tokio::spawn(tracing::Instrument::instrument(engine.runner.run(call), span));
 
     let interval =
         exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
     // The first heartbeat is persisted at once, later ones at most every `interval`.
-    let long_ago = tokio::time::Instant::now().checked_sub(interval).unwrap_or_else(tokio::time::Instant::now);
-    let mut beat = Beats { pending: None, progress: None, last_flush: long_ago, interval };
+    let mut beat = Beats { pending: None, progress: None, last_flush: None, interval: interval.as_millis() as u64 };
     let mut logs = Vec::new();
-    let mut version = Some(claimed);
+    let mut known = Some(Versioned { value: exec.clone(), version });
     let report = loop {
-        let flush_at = beat.pending.as_ref().map(|_| beat.last_flush + beat.interval);
+        let flush = async {
+            match beat.flush_at() {
+                Some(at) => engine.clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut run => break r,
             Some(event) = events.recv() => {
                 beat.record(&engine, &exec, event, &mut logs);
-                if beat.pending.is_some() && beat.last_flush.elapsed() >= beat.interval {
-                    beat.flush(&engine, &exec, &control, &mut version).await;
+                if beat.flush_at().is_some_and(|at| engine.clock.now() >= at) {
+                    beat.flush(&engine, &exec, &control, &mut known).await;
                 }
             }
-            () = crate::util::sleep_until(flush_at) => beat.flush(&engine, &exec, &control, &mut version).await,
+            () = flush => beat.flush(&engine, &exec, &control, &mut known).await,
         }
     };
     while let Ok(event) = events.try_recv() {
         beat.record(&engine, &exec, event, &mut logs);
     }
-    engine.running.lock().unwrap().remove(&exec.run_id);
+    engine.running.remove(&exec.run_id);
     match report {
-        Ok(report) => finish(&engine, &exec, report, beat.progress.take(), logs, version).await,
+        Ok(report) => finish(&engine, &exec, report, beat.progress.take(), logs, known).await,
         Err(e) => tracing::error!(activity_id = %exec.activity_id, "attempt task failed: {e}"),
     }
-    engine.queue_notify(&exec.task_queue).notify_waiters();
+    engine.wake.wake_queue(&exec.task_queue);
 }
 
 fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {
@@ -104,16 +98,22 @@ fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {
 }
 
 /// Heartbeats and progress of the attempt, persisted at most every
-/// `interval` but always with the latest details (a trailing flush).
+/// `interval` ms but always with the latest details (a trailing flush).
 struct Beats {
     /// Latest heartbeat not yet persisted: (details, when).
-    pending: Option<(Option<Payload>, u64)>,
+    pending: Option<(Option<Payload>, Millis)>,
     progress: Option<Progress>,
-    last_flush: tokio::time::Instant,
-    interval: Duration,
+    last_flush: Option<Millis>,
+    interval: u64,
 }
 
 impl Beats {
+    /// When the pending heartbeat is due to be persisted.
+    fn flush_at(&self) -> Option<Millis> {
+        self.pending.as_ref()?;
+        Some(self.last_flush.map_or(0, |t| t.saturating_add(self.interval)))
+    }
+
     fn record(&mut self, engine: &Engine, e: &Execution, event: AttemptEvent, logs: &mut Vec<LogEntry>) {
         let now = engine.clock.now();
         match event {
@@ -139,19 +139,19 @@ impl Beats {
         known: &mut Option<Versioned<Execution>>,
     ) {
         let Some((details, at)) = self.pending.take() else { return };
-        self.last_flush = tokio::time::Instant::now();
+        self.last_flush = Some(engine.clock.now());
         let progress = self.progress.clone();
         let result = engine
             .mutate(&e.activity_id, Some(&e.run_id), known.take(), |x, _| {
                 let change = x.heartbeat(e.attempt, details.clone(), at)?;
-                if progress.is_some() {
-                    x.progress = progress.clone();
+                if let Some(p) = &progress {
+                    x.record_progress(e.attempt, p.clone())?;
                 }
-                Ok(change)
+                Ok(Some(change))
             })
             .await;
         match result {
-            Ok((_, Change::Heartbeat { cancel_requested: true })) => control.request_cancel(),
+            Ok(m) if matches!(m.change, Some(Change::Heartbeat { cancel_requested: true })) => control.request_cancel(),
             Ok(_) => {}
             // The attempt no longer counts (timed out, closed): stop it.
             Err(err) => {
@@ -189,24 +189,12 @@ async fn finish(
         message: d.clone(),
         fields: vec![],
     }));
-    let attempt = e.attempt;
-    let outcome = report.outcome;
-    let details = report.last_heartbeat;
     // Interrupts the engine caused were recorded when they were decided.
-    let engine_caused = matches!(
-        &outcome,
-        AttemptOutcome::SandboxFailure(f) if matches!(f.kind, FailureKind::HeartbeatTimeout | FailureKind::Cancelled | FailureKind::Terminated | FailureKind::Shutdown)
-    );
-    if !engine_caused {
+    if let Some(outcome) = outcome(report.outcome) {
+        let end = AttemptEnd { outcome, heartbeat_details: report.last_heartbeat, progress };
         let result = engine
             .mutate(&e.activity_id, Some(&e.run_id), known, |x, now| {
-                if x.attempt == attempt && !x.status.is_closed() {
-                    x.heartbeat_details = details.clone();
-                    if progress.is_some() {
-                        x.progress = progress.clone();
-                    }
-                }
-                apply(x, attempt, &outcome, now)
+                x.end_attempt(e.attempt, end.clone(), now).map(Some)
             })
             .await;
         if let Err(err) = result {
@@ -218,41 +206,39 @@ async fn finish(
     }
 }
 
-fn apply(x: &mut Execution, attempt: u32, outcome: &AttemptOutcome, now: u64) -> Result<Change, Reject> {
-    match outcome {
-        AttemptOutcome::Completed { result } => x.complete(attempt, result.clone(), now),
-        AttemptOutcome::Pending => x.set_pending(attempt),
-        AttemptOutcome::Cancelled { details } => x.report_cancelled(attempt, details.clone(), now),
-        AttemptOutcome::Failed(a) => x.fail(
-            attempt,
-            Failure {
-                source: FailureSource::Application,
-                error_type: a.error_type.clone(),
-                message: a.message.clone(),
-                non_retryable: a.non_retryable,
-                details: a.details.clone(),
-                next_retry_delay: a.next_retry_delay,
-            },
-            now,
-        ),
-        AttemptOutcome::SandboxFailure(f) if f.kind == FailureKind::Timeout => {
-            // The sandbox deadline and the durable timer mark the same moment.
-            let t = if x.schedule_to_close_deadline().is_some_and(|d| now >= d) {
-                TimeoutType::ScheduleToClose
-            } else {
-                TimeoutType::StartToClose
-            };
-            x.fail(attempt, Failure::timeout(t), now)
-        }
-        AttemptOutcome::SandboxFailure(f) => {
-            let kind = f.kind.to_string();
-            x.fail(
-                attempt,
-                Failure::new(FailureSource::Sandbox(kind.clone()), &sandbox_error_type(&kind), f.message.clone()),
-                now,
-            )
-        }
-    }
+/// The state machine's view of how the attempt ended; `None` when the
+/// engine itself stopped it (heartbeat timeout, cancel grace, terminate,
+/// shutdown), which was recorded when it was decided.
+fn outcome(o: AttemptOutcome) -> Option<Outcome> {
+    Some(match o {
+        AttemptOutcome::Completed { result } => Outcome::Completed(result),
+        AttemptOutcome::Pending => Outcome::Pending,
+        AttemptOutcome::Cancelled { details } => Outcome::Cancelled(details),
+        AttemptOutcome::Failed(a) => Outcome::Failed(Failure::application(
+            &a.error_type,
+            &a.message,
+            a.non_retryable,
+            a.details,
+            a.next_retry_delay,
+        )),
+        AttemptOutcome::SandboxFailure(f) => match f.kind {
+            FailureKind::HeartbeatTimeout
+            | FailureKind::Cancelled
+            | FailureKind::Terminated
+            | FailureKind::Shutdown => {
+                return None;
+            }
+            FailureKind::Timeout => Outcome::DeadlinePassed,
+            kind => {
+                let kind = kind.to_string();
+                Outcome::Failed(Failure::new(
+                    FailureSource::Sandbox(kind.clone()),
+                    &sandbox_error_type(&kind),
+                    f.message,
+                ))
+            }
+        },
+    })
 }
 
 /// `out-of-memory` → `OutOfMemory`: the error type of a sandbox failure,

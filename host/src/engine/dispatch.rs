@@ -1,6 +1,6 @@
 //! One dispatcher per task queue this host serves: it claims waiting
 //! attempts from the store only when worker slots are free (the rest wait
-//! in the persistent backlog) and hands each to the sandbox.
+//! in the persistent backlog) and hands each to the attempt runner.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use governor::{Quota, RateLimiter};
 
+use super::claim::Want;
 use super::{Engine, Queue, attempt};
 
 /// Most attempts claimed in one store operation.
@@ -22,7 +23,6 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
         RateLimiter::direct(Quota::with_period(Duration::from_secs_f64(1.0 / r)).unwrap().allow_burst(NonZeroU32::MIN))
     });
     let paused = queue.rate_limit == Some(0.0);
-    let wake = engine.queue_notify(&queue.name);
     let mut shutdown = engine.shutdown.subscribe();
     // True while the backlog is deeper than the free slots.
     let mut backlogged = false;
@@ -50,18 +50,15 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
             l.until_ready().await;
             limit = 1;
         }
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let claimed = if types.is_empty() {
-            Ok(Vec::new())
-        } else {
-            engine.store.claim(&queue.name, Some(types.clone()), &engine.worker_id, limit, engine.clock.now()).await
+        let want = Want { queue: &queue.name, types: Some(types), worker: &engine.worker_id, limit };
+        let stop = async {
+            let _ = shutdown.changed().await;
         };
-        let claimed = match claimed {
-            Ok(c) => {
-                backlogged = c.len() == limit;
-                c
+        let (claimed, first) = match engine.claim_or_wait(&want, first, stop).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                backlogged = false;
+                continue;
             }
             Err(e) => {
                 tracing::error!(queue = %queue.name, "claim failed: {e}");
@@ -69,36 +66,19 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
                 continue;
             }
         };
-        if claimed.is_empty() {
-            drop(first);
-            let next = if types.is_empty() {
-                None
-            } else {
-                engine.store.next_dispatch(&queue.name, Some(types)).await.ok().flatten()
-            };
-            let sleep =
-                next.map_or(Duration::from_secs(30), |t| Duration::from_millis(t.saturating_sub(engine.clock.now())));
-            tokio::select! {
-                () = tokio::time::sleep(sleep.min(Duration::from_secs(30))) => {}
-                () = &mut notified => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        let now = engine.clock.now();
+        backlogged = claimed.len() == limit;
         let mut slot = Some(first);
-        for exec in claimed {
-            engine.after_claim(&exec.value, now);
+        for c in claimed {
             let permit = match slot.take() {
                 Some(p) => p,
                 None => queue.slots.clone().try_acquire_owned().expect("slots counted before the claim"),
             };
             let type_permit = engine
                 .types
-                .get(&exec.value.activity_type)
+                .get(&c.value.activity_type)
                 .and_then(|t| t.slots.clone())
                 .map(|s| s.try_acquire_owned().expect("type slots counted before the claim"));
-            tokio::spawn(attempt::run(engine.clone(), exec, (permit, type_permit)));
+            tokio::spawn(attempt::run(engine.clone(), c, (permit, type_permit)));
         }
     }
 }

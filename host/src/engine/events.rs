@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::activity::Status;
+use crate::activity::{HistoryKind, Status};
 use crate::payload::Payload;
 
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub struct EngineEvent {
 pub enum EventKind {
     /// A transition (the history entry's kind) and the status after it.
     Transition {
-        transition: String,
+        transition: HistoryKind,
         status: Status,
     },
     Progress {

@@ -1,66 +1,58 @@
 //! The durable activity engine: accepts executions, dispatches their
-//! attempts to WASM worker slots (or external pollers), enforces timeouts
-//! with durable timers, and records every transition in the store before
-//! acting on it or telling anyone.
+//! attempts to worker slots (or external pollers), enforces timeouts with
+//! durable timers, and records every transition in the store before acting
+//! on it or telling anyone.
 
 mod attempt;
+mod claim;
+mod clock;
 mod dispatch;
 mod error;
 mod events;
 mod mutate;
+mod operations;
+mod poll;
+mod queries;
+mod recovery;
 mod requests;
+mod runner;
+mod running;
+#[cfg(test)]
+mod tests;
 mod timer;
-mod worker;
+mod wake;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
-use crate::activity::{Millis, RetryPolicy};
+use crate::activity::{Execution, Millis, RetryPolicy};
 use crate::config::{ActivityConfig, Config};
-use crate::sandbox::{AttemptControl, InterruptReason, LoadedComponent, Sandbox, SandboxConfig};
+use crate::sandbox::InterruptReason;
 use crate::store::Store;
-use crate::token::TokenSigner;
+use crate::token::{TaskToken, TokenSigner};
 
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
+pub use poll::{EXTERNAL_PREFIX, PolledTask};
 pub use requests::{Description, StartRequest, StartResponse, Target};
-pub use worker::{EXTERNAL_PREFIX, PolledTask};
+pub use runner::{AttemptCall, AttemptRunner, RunFuture, WasmRunner};
 
-/// The time source; the state machine itself is pure, the engine reads
-/// the clock once per operation.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> Millis;
-}
+use running::RunningAttempts;
+use wake::Wakeups;
 
-/// Wall-clock time.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        crate::util::now_ms()
-    }
-}
-
-/// Idle warm instances kept per type that reuses instances and sets no `slots`.
-const DEFAULT_WARM_IDLE: usize = 16;
-
-/// A configured activity type, ready to run.
+/// A configured activity type.
 struct ActivityType {
     config: ActivityConfig,
-    /// The WASI grants, parsed once.
-    grants: crate::sandbox::Grants,
-    component: Arc<LoadedComponent>,
     /// Per-type cap on concurrent attempts on this host.
     slots: Option<Arc<Semaphore>>,
-    /// Idle instances kept for the next attempts, when the type reuses them.
-    warm: Option<Arc<crate::sandbox::WarmPool>>,
 }
 
-/// A task queue this host serves with WASM workers.
+/// A task queue this host serves with its own workers.
 struct Queue {
     name: String,
     slots: Arc<Semaphore>,
@@ -71,31 +63,20 @@ struct Queue {
     rate_limit: Option<f64>,
 }
 
-/// An attempt running in this host's sandbox.
-struct Running {
-    attempt: u32,
-    control: Arc<AttemptControl>,
-}
-
 pub struct Engine {
     store: Arc<dyn Store>,
-    /// Owns the engines the loaded components run on.
-    _sandbox: Sandbox,
+    runner: Arc<dyn AttemptRunner>,
     clock: Arc<dyn Clock>,
     host_id: String,
-    /// Worker id of this host's WASM workers; recovery looks for it.
+    /// Worker id of this host's own workers; recovery looks for it.
     worker_id: String,
     max_payload: usize,
     types: HashMap<String, ActivityType>,
     queues: Vec<Arc<Queue>>,
-    running: Mutex<HashMap<String, Running>>,
+    running: RunningAttempts,
     signer: TokenSigner,
     events: broadcast::Sender<EngineEvent>,
-    /// Wakes whoever waits for work on a queue (dispatcher, pollers).
-    queue_wake: Mutex<HashMap<String, Arc<Notify>>>,
-    timer_wake: Notify,
-    /// The deadline the timer loop sleeps until.
-    timer_next: AtomicU64,
+    wake: Wakeups,
     shutdown: watch::Sender<bool>,
     stats: Stats,
 }
@@ -116,35 +97,30 @@ pub fn host_queue(host_id: &str) -> String {
 }
 
 impl Engine {
-    /// Loads every configured component, recovers attempts a previous run
-    /// of this host left behind, and starts the timer and dispatchers.
+    /// Loads every configured component and starts the engine on them
+    /// (see [`Engine::with_runner`]).
     pub async fn start(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
-        let sandbox = Sandbox::new(SandboxConfig {
-            allocation: crate::sandbox::Allocation::Pooling { instances: config.sandbox.pool_instances },
-            cache_dir: config.sandbox.cache_dir.clone().or_else(crate::sandbox::ComponentCache::default_dir),
-            max_component_size: config.sandbox.max_component_size.as_u64() as usize,
-        })?;
-        let mut types = HashMap::new();
-        for (name, a) in &config.activities {
-            let grants = a.grants();
-            for dir in &grants.dirs {
-                if !dir.host.is_dir() {
-                    anyhow::bail!(
-                        "activity type {name}: cannot grant directory {}: it is not a directory",
-                        dir.host.display()
-                    );
-                }
-            }
-            let component = sandbox
-                .load(&a.component, a.fuel.is_some())
-                .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;
-            tracing::info!(activity_type = %name, cache = ?component.cache, "loaded {}", a.component.display());
-            let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
-            let warm = a
-                .reuse_instances
-                .then(|| Arc::new(crate::sandbox::WarmPool::new(a.slots.map_or(DEFAULT_WARM_IDLE, |s| s as usize))));
-            types.insert(name.clone(), ActivityType { config: a.clone(), grants, component, slots, warm });
-        }
+        let runner = Arc::new(WasmRunner::load(config)?);
+        Engine::with_runner(config, store, clock, runner).await
+    }
+
+    /// Recovers attempts a previous run of this host left behind, then
+    /// starts the timer loop and a dispatcher per served queue, whose
+    /// attempts `runner` runs.
+    pub async fn with_runner(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        runner: Arc<dyn AttemptRunner>,
+    ) -> anyhow::Result<Arc<Engine>> {
+        let types = config
+            .activities
+            .iter()
+            .map(|(name, a)| {
+                let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
+                (name.clone(), ActivityType { config: a.clone(), slots })
+            })
+            .collect();
         let host_id = config.host_id();
         let mut served: HashMap<String, Vec<String>> = HashMap::new();
         for (name, a) in &config.activities {
@@ -168,19 +144,17 @@ impl Engine {
         let signer = TokenSigner::new(store.secret().await?);
         let engine = Arc::new(Engine {
             store,
-            _sandbox: sandbox,
+            runner,
             clock,
             worker_id: format!("{host_id}/wasm"),
             host_id,
             max_payload: config.server.max_payload.as_u64() as usize,
             types,
             queues,
-            running: Mutex::new(HashMap::new()),
+            running: RunningAttempts::default(),
             signer,
             events: broadcast::channel(4096).0,
-            queue_wake: Mutex::new(HashMap::new()),
-            timer_wake: Notify::new(),
-            timer_next: AtomicU64::new(u64::MAX),
+            wake: Wakeups::default(),
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
         });
@@ -190,31 +164,6 @@ impl Engine {
             tokio::spawn(dispatch::run(engine.clone(), q.clone()));
         }
         Ok(engine)
-    }
-
-    /// Attempts this host was running when it died failed; retry them per
-    /// policy (pending-async ones keep waiting).
-    async fn recover(self: &Arc<Self>) -> anyhow::Result<()> {
-        let orphans = self.store.started_by(&self.worker_id).await?;
-        let count = orphans.len();
-        for orphan in orphans {
-            let (activity_id, run_id) = (orphan.value.activity_id.clone(), orphan.value.run_id.clone());
-            let result = self
-                .mutate(&activity_id, Some(&run_id), Some(orphan), |e, now| {
-                    e.host_lost(now).ok_or_else(|| crate::activity::Reject::NotStarted {
-                        activity_id: e.activity_id.clone(),
-                        status: e.status,
-                    })
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::debug!(%activity_id, "recovery left it as it was: {e}");
-            }
-        }
-        if count > 0 {
-            tracing::info!("recovered {count} attempts left running by a previous run of this host");
-        }
-        Ok(())
     }
 
     pub fn host_id(&self) -> &str {
@@ -238,13 +187,9 @@ impl Engine {
         self.events.subscribe()
     }
 
-    /// (free slots, types) of a queue this host runs WASM workers for.
+    /// (free slots, types) of a queue this host runs workers for.
     pub fn served_queue(&self, name: &str) -> Option<(usize, Vec<String>)> {
         self.queues.iter().find(|q| q.name == name).map(|q| (q.slots.available_permits(), q.types.clone()))
-    }
-
-    fn queue_notify(&self, queue: &str) -> Arc<Notify> {
-        self.queue_wake.lock().unwrap().entry(queue.to_string()).or_default().clone()
     }
 
     /// Stops dispatching, gives running attempts `grace` to finish, then
@@ -252,12 +197,10 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.running.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for r in self.running.lock().unwrap().values() {
-            r.control.interrupt(InterruptReason::Shutdown);
-        }
+        self.running.interrupt_all(InterruptReason::Shutdown);
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -271,6 +214,15 @@ impl Engine {
     /// The retry policy of a type (its config, else the defaults).
     pub fn retry_defaults(&self, activity_type: &str) -> RetryPolicy {
         self.type_defaults(activity_type).map(|c| c.retry.policy()).unwrap_or_default()
+    }
+
+    /// The signed task token naming the current attempt of `e`.
+    fn task_token(&self, e: &Execution) -> String {
+        self.signer.sign(&TaskToken {
+            activity_id: e.activity_id.clone(),
+            run_id: e.run_id.clone(),
+            attempt: e.attempt,
+        })
     }
 
     pub fn stats(&self) -> &Stats {

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use crate::activity::HistoryEntry;
 use crate::activity::{ConflictPolicy, Execution, RetryPolicy, ReusePolicy, Timeouts};
 use crate::payload::Payload;
-use crate::store::{HistoryEntry, LogEntry};
+use crate::store::LogEntry;
 
 /// A request to schedule an execution.
 #[derive(Debug, Clone, Default)]

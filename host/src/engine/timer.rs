@@ -4,7 +4,6 @@
 //! stale deadline finds nothing due (`Execution::on_timer` returns `None`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Engine;
@@ -31,30 +30,24 @@ pub(super) async fn run(engine: Arc<Engine>) {
             continue;
         }
         let next = engine.store.next_deadline().await.ok().flatten();
-        engine.timer_next.store(next.unwrap_or(u64::MAX), Ordering::Release);
-        let now = engine.clock.now();
-        let sleep = next.map_or(MAX_SLEEP, |t| Duration::from_millis(t.saturating_sub(now))).min(MAX_SLEEP);
+        engine.wake.timer_sleeps_until(next);
+        let latest = engine.clock.now().saturating_add(MAX_SLEEP.as_millis() as u64);
         tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            () = engine.timer_wake.notified() => {}
+            () = engine.clock.sleep_until(next.map_or(latest, |t| t.min(latest))) => {}
+            () = engine.wake.timer_woken() => {}
             _ = shutdown.changed() => {}
         }
     }
 }
 
 async fn fire_due(engine: &Arc<Engine>) -> Result<usize, crate::store::StoreError> {
-    let now = engine.clock.now();
-    let due = engine.store.due(now, BATCH).await?;
+    let due = engine.store.due(engine.clock.now(), BATCH).await?;
     let n = due.len();
     for v in due {
         let (activity_id, run_id) = (v.value.activity_id.clone(), v.value.run_id.clone());
-        let result = engine
-            .mutate(&activity_id, Some(&run_id), Some(v), |e, now| {
-                e.on_timer(now).ok_or(crate::activity::Reject::NotDispatchable { activity_id: e.activity_id.clone() })
-            })
-            .await;
+        let result = engine.mutate(&activity_id, Some(&run_id), Some(v), |e, now| Ok(e.on_timer(now))).await;
         if let Err(e) = result {
-            tracing::debug!(%activity_id, "timer found nothing to do: {e}");
+            tracing::warn!(%activity_id, "timer could not apply a deadline: {e}");
         }
     }
     Ok(n)

@@ -1,26 +1,28 @@
-//! Running one attempt: a fresh instance in a fresh store, the call to the
-//! guest's `run`, and the classification of how it ended.
+//! Running one attempt: a fresh (or warm) instance in a store armed with
+//! the attempt's limits and deadline, the call to the guest's `run`, raced
+//! against the deadline and the host's interrupts.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::LoadedComponent;
-use super::bindings::{ActivityComponent, ActivityInfo, Outcome};
+use super::bindings::{ActivityComponent, ActivityInfo};
+use super::classify::{Stop, classify, failure, guest_outcome};
 use super::control::{AttemptControl, InterruptReason};
 use super::events::AttemptEvent;
-use super::host_api::{ActivityHost, LogLimitExceeded};
+use super::host_api::ActivityHost;
 use super::http::HttpHooks;
 use super::limits::{Limits, MemoryLimiter};
+use super::report::{AttemptOutcome, AttemptReport, FailureKind, Output};
+use super::state::StoreState;
 use super::warm::{MAX_USES, Warm, WarmPool};
 use super::wasi::{self, Captured, Grants};
-use crate::payload::{Payload, PayloadTooLarge};
+use crate::payload::Payload;
 
 /// Everything needed to run one attempt.
 pub struct AttemptRequest {
@@ -37,143 +39,6 @@ pub struct AttemptRequest {
     /// Where to take a warm instance from and return it to; `None` runs
     /// every attempt in a fresh instance (the default).
     pub warm: Option<Arc<WarmPool>>,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-pub enum AttemptOutcome {
-    /// The guest returned a result.
-    Completed {
-        #[serde(serialize_with = "as_json")]
-        result: Payload,
-    },
-    /// The guest handed the work off; it will be completed externally.
-    Pending,
-    /// The guest acknowledged a cancellation request.
-    Cancelled {
-        #[serde(serialize_with = "crate::payload::serialize_opt_as_json")]
-        details: Option<Payload>,
-    },
-    /// The guest reported an application error.
-    Failed(ApplicationError),
-    /// The sandbox stopped the guest (trap, limit, deadline, ...).
-    SandboxFailure(SandboxFailure),
-}
-
-fn as_json<S: serde::Serializer>(p: &Payload, s: S) -> Result<S::Ok, S::Error> {
-    p.to_json_value().serialize(s)
-}
-
-/// An error the activity reported on purpose.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApplicationError {
-    pub message: String,
-    pub error_type: String,
-    pub non_retryable: bool,
-    #[serde(serialize_with = "crate::payload::serialize_opt_as_json")]
-    pub details: Option<Payload>,
-    pub next_retry_delay: Option<Duration>,
-}
-
-/// The sandbox ended the attempt; `kind` says why in one word.
-#[derive(Debug, Clone, Serialize)]
-pub struct SandboxFailure {
-    pub kind: FailureKind,
-    pub message: String,
-    /// The guest's wasm backtrace, when it trapped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backtrace: Option<String>,
-}
-
-/// The categories of sandbox failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The start-to-close deadline passed; the guest was interrupted.
-    Timeout,
-    /// No heartbeat within the heartbeat timeout; the guest was interrupted.
-    HeartbeatTimeout,
-    /// Interrupted after ignoring a cancellation request.
-    Cancelled,
-    /// Interrupted because the execution was terminated.
-    Terminated,
-    /// Interrupted because the host is shutting down.
-    Shutdown,
-    /// The guest needed more memory than its cap.
-    OutOfMemory,
-    /// The guest overflowed its stack.
-    StackOverflow,
-    /// The guest used up its fuel.
-    FuelExhausted,
-    /// stdout, stderr or the log went over the output cap.
-    OutputLimit,
-    /// The result or heartbeat details went over the payload cap.
-    PayloadTooLarge,
-    /// The guest trapped (panic, unreachable, bad memory access, ...).
-    Trap,
-    /// The host could not run the guest (e.g. no free instance slot).
-    Host,
-}
-
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
-        f.write_str(v.as_str().unwrap_or("unknown"))
-    }
-}
-
-/// Bytes a guest wrote to a stream, and whether some were refused.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Output {
-    #[serde(serialize_with = "lossy")]
-    pub bytes: Vec<u8>,
-    pub truncated: bool,
-}
-
-fn lossy<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(b))
-}
-
-/// The full account of one attempt.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptReport {
-    #[serde(flatten)]
-    pub outcome: AttemptOutcome,
-    /// The latest heartbeat details, to hand to the next attempt.
-    #[serde(serialize_with = "crate::payload::serialize_opt_as_json")]
-    pub last_heartbeat: Option<Payload>,
-    /// Socket uses and other capability checks the sandbox refused.
-    pub denials: Vec<String>,
-    pub stdout: Output,
-    pub stderr: Output,
-    pub duration: Duration,
-    /// The attempt ran in a warm instance kept from an earlier attempt.
-    pub warm: bool,
-}
-
-/// The data of an attempt's store.
-pub(crate) struct StoreState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    http: WasiHttpCtx,
-    http_hooks: HttpHooks,
-    /// Socket and HTTP refusals of the current attempt.
-    denials: Arc<Mutex<Vec<String>>>,
-    pub(crate) limiter: MemoryLimiter,
-    pub(crate) host: ActivityHost,
-}
-
-impl WasiHttpView for StoreState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
-    }
-}
-
-impl WasiView for StoreState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
 }
 
 pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> AttemptReport {
@@ -324,133 +189,6 @@ fn arm(
     Ok(())
 }
 
-enum Stop {
-    Error(wasmtime::Error),
-    Interrupted(InterruptReason),
-}
-
-fn guest_outcome(outcome: Outcome, limits: &Limits) -> AttemptOutcome {
-    match outcome {
-        Outcome::Completed(result) => {
-            let result: Payload = result.into();
-            match result.check_size("the result", limits.max_payload) {
-                Ok(()) => AttemptOutcome::Completed { result },
-                Err(e) => AttemptOutcome::SandboxFailure(failure_of(FailureKind::PayloadTooLarge, e)),
-            }
-        }
-        Outcome::Pending => AttemptOutcome::Pending,
-        Outcome::Cancelled(details) => AttemptOutcome::Cancelled { details: details.map(Into::into) },
-        Outcome::Failed(e) => AttemptOutcome::Failed(ApplicationError {
-            message: e.message,
-            error_type: e.error_type,
-            non_retryable: e.non_retryable,
-            details: e.details.map(Into::into),
-            next_retry_delay: e.next_retry_delay_ms.map(Duration::from_millis),
-        }),
-    }
-}
-
-fn classify(stop: Stop, state: &StoreState, captured: &Captured, limits: &Limits) -> SandboxFailure {
-    let err = match stop {
-        Stop::Interrupted(reason) => return interrupted(reason, limits),
-        Stop::Error(err) => err,
-    };
-    if let Some(reason) = state.host.control.interrupted() {
-        return interrupted(reason, limits);
-    }
-    if let Some(e) = err.downcast_ref::<PayloadTooLarge>() {
-        return failure_of(FailureKind::PayloadTooLarge, e);
-    }
-    if let Some(e) = err.downcast_ref::<LogLimitExceeded>() {
-        return failure_of(FailureKind::OutputLimit, e);
-    }
-    let backtrace = err.downcast_ref::<wasmtime::WasmBacktrace>().map(|b| b.to_string());
-    let with_bt = |mut f: SandboxFailure| {
-        f.backtrace = backtrace.clone();
-        f
-    };
-    if let Some(asked) = state.limiter.refused {
-        return with_bt(failure(
-            FailureKind::OutOfMemory,
-            format!(
-                "the activity needed more than its memory limit of {} (it asked for {})",
-                bytesize::ByteSize(limits.memory),
-                bytesize::ByteSize(asked)
-            ),
-        ));
-    }
-    if captured.overflowed() {
-        return with_bt(failure(
-            FailureKind::OutputLimit,
-            format!(
-                "the activity wrote more than {} to stdout or stderr; the output was truncated",
-                bytesize::ByteSize(limits.max_output as u64)
-            ),
-        ));
-    }
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => with_bt(failure(
-            FailureKind::StackOverflow,
-            "the activity overflowed its stack (runaway recursion?)".into(),
-        )),
-        Some(Trap::OutOfFuel) => with_bt(failure(
-            FailureKind::FuelExhausted,
-            format!("the activity used up its fuel ({} units)", limits.fuel.unwrap_or(0)),
-        )),
-        Some(trap) => {
-            let mut message = format!("the activity trapped: {trap}");
-            if *trap == Trap::MemoryOutOfBounds {
-                message
-                    .push_str(" (deep recursion that overflows a shadow stack in linear memory looks like this too)");
-            }
-            if let Some(panic) = panic_message(&captured.stderr()) {
-                message.push_str(&format!(" after a panic: {panic}"));
-            }
-            with_bt(failure(FailureKind::Trap, message))
-        }
-        None => with_bt(failure(FailureKind::Host, format!("the host could not run the activity: {err:#}"))),
-    }
-}
-
-fn interrupted(reason: InterruptReason, limits: &Limits) -> SandboxFailure {
-    let (kind, message) = match reason {
-        InterruptReason::Timeout => (
-            FailureKind::Timeout,
-            format!(
-                "the activity ran past its {} deadline and was interrupted",
-                limits.timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default()
-            ),
-        ),
-        InterruptReason::HeartbeatTimeout => {
-            (FailureKind::HeartbeatTimeout, "no heartbeat within the heartbeat timeout; interrupted".into())
-        }
-        InterruptReason::Cancelled => {
-            (FailureKind::Cancelled, "the activity did not stop after cancellation was requested; interrupted".into())
-        }
-        InterruptReason::Terminated => (FailureKind::Terminated, "the execution was terminated".into()),
-        InterruptReason::Shutdown => (FailureKind::Shutdown, "the host is shutting down".into()),
-    };
-    failure(kind, message)
-}
-
-/// The message of a Rust guest's panic, from its stderr.
-fn panic_message(stderr: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(stderr);
-    let at = text.rfind("panicked at ")?;
-    let rest = &text[at..];
-    // "panicked at src/lib.rs:1:2:\nmessage\nnote: ..."
-    let message = rest.lines().nth(1)?.trim();
-    Some(message.to_string())
-}
-
-fn failure(kind: FailureKind, message: String) -> SandboxFailure {
-    SandboxFailure { kind, message, backtrace: None }
-}
-
-fn failure_of(kind: FailureKind, e: impl std::fmt::Display) -> SandboxFailure {
-    failure(kind, e.to_string())
-}
-
 fn report(
     outcome: impl Into<AttemptOutcome>,
     last_heartbeat: Option<Payload>,
@@ -473,11 +211,5 @@ fn report(
         stderr,
         duration: started.elapsed(),
         warm,
-    }
-}
-
-impl From<SandboxFailure> for AttemptOutcome {
-    fn from(f: SandboxFailure) -> Self {
-        AttemptOutcome::SandboxFailure(f)
     }
 }

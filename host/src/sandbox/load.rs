@@ -68,11 +68,11 @@ pub(crate) fn load(sandbox: &Sandbox, path: &Path, metered: bool) -> Result<Arc<
     }
 
     let runtime = sandbox.runtime(metered).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-    let engine = &runtime.handle.engine;
+    let engine = &runtime.engine;
     let started = Instant::now();
     let (component, cache) = sandbox
         .cache
-        .load_or_compile(engine, &bytes, &hash, runtime.handle.compatibility_hash())
+        .load_or_compile(engine, &bytes, &hash, runtime.compatibility_hash())
         .map_err(|e| LoadError::Invalid { path: shown.clone(), reason: format!("{e:#}") })?;
     let load_time = started.elapsed();
 

@@ -8,13 +8,16 @@
 mod attempt;
 mod bindings;
 mod cache;
+mod classify;
 mod control;
-mod engine;
 mod events;
 mod host_api;
 mod http;
 mod limits;
 mod load;
+mod report;
+mod runtime;
+mod state;
 mod warm;
 mod wasi;
 
@@ -24,25 +27,23 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::Engine;
-use wasmtime::component::Linker;
 
-pub use attempt::{
-    ApplicationError, AttemptOutcome, AttemptReport, AttemptRequest, FailureKind, Output, SandboxFailure,
-};
+pub use attempt::AttemptRequest;
 pub use bindings::ActivityInfo;
 pub use cache::{CacheUse, ComponentCache};
 pub use control::{AttemptControl, InterruptReason};
-pub use engine::{Allocation, EPOCH_TICK};
 pub use events::{AttemptEvent, LogLevel};
 pub use http::HttpRule;
 pub use limits::{DEFAULT_MAX_OUTPUT, DEFAULT_MEMORY, Limits};
 pub use load::{DEFAULT_MAX_COMPONENT_SIZE, LoadError};
+pub use report::{ApplicationError, AttemptOutcome, AttemptReport, FailureKind, Output, SandboxFailure};
+pub use runtime::{Allocation, EPOCH_TICK};
 pub use warm::WarmPool;
 pub use wasi::{DirGrant, Grants};
 
-use attempt::StoreState;
 use bindings::ActivityComponentPre;
-use engine::EngineHandle;
+use runtime::Runtime;
+use state::StoreState;
 
 /// How the sandbox is set up.
 #[derive(Debug, Clone)]
@@ -61,28 +62,6 @@ impl Default for SandboxConfig {
             cache_dir: ComponentCache::default_dir(),
             max_component_size: DEFAULT_MAX_COMPONENT_SIZE,
         }
-    }
-}
-
-/// An engine with the linker that provides the host imports.
-struct Runtime {
-    handle: EngineHandle,
-    linker: Linker<StoreState>,
-}
-
-impl Runtime {
-    fn new(allocation: Allocation, metered: bool) -> anyhow::Result<Self> {
-        let handle = EngineHandle::new(allocation, metered)?;
-        let mut linker = Linker::new(&handle.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // Always linked, so a component importing wasi:http loads; what it
-        // may reach is the activity type's allow-list.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::ActivityComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s: &mut StoreState| &mut s.host,
-        )?;
-        Ok(Runtime { handle, linker })
     }
 }
 
@@ -105,7 +84,7 @@ impl Sandbox {
 
     /// The allocation strategy in use (pooling may have fallen back).
     pub fn allocation(&self) -> Allocation {
-        self.plain.handle.allocation
+        self.plain.allocation
     }
 
     fn runtime(&self, metered: bool) -> anyhow::Result<Arc<Runtime>> {
@@ -142,11 +121,11 @@ pub struct LoadedComponent {
 
 impl LoadedComponent {
     fn engine(&self) -> &Engine {
-        &self.runtime.handle.engine
+        &self.runtime.engine
     }
 
     fn metered(&self) -> bool {
-        self.runtime.handle.metered
+        self.runtime.metered
     }
 
     /// Runs one attempt in a fresh instance; never panics on guest

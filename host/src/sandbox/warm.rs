@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use wasmtime::Store;
 
-use super::attempt::StoreState;
 use super::bindings::ActivityComponent;
+use super::state::StoreState;
 use super::wasi::Captured;
 
 /// Attempts one instance may serve before it is replaced by a fresh one.

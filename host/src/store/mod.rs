@@ -8,7 +8,7 @@ mod sqlite;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{ConflictPolicy, Execution, Millis, ReusePolicy, Status};
+use crate::activity::{ConflictPolicy, Execution, HistoryEntry, Millis, ReusePolicy, Status, Transition};
 
 pub use sqlite::SqliteStore;
 
@@ -19,11 +19,19 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
+/// A transition a store operation committed, with the execution as it
+/// left it, for the engine to act on.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub value: Execution,
+    pub version: u64,
+    pub transition: Transition,
+}
+
 /// One execution to admit and insert.
 #[derive(Debug, Clone)]
 pub struct NewStart {
     pub exec: Execution,
-    pub history: HistoryEntry,
     pub conflict: ConflictPolicy,
     pub reuse: ReusePolicy,
 }
@@ -31,22 +39,12 @@ pub struct NewStart {
 /// The result of a start request.
 #[derive(Debug, Clone)]
 pub enum StartOutcome {
-    /// A new run was created.
-    Created(Versioned<Execution>),
+    /// A new run was created (its `scheduled` transition committed).
+    Created(Committed),
     /// An existing run was returned (same request id, or use-existing).
     Existing(Versioned<Execution>),
     /// The policies refused the start.
     Rejected(String),
-}
-
-/// One transition in an execution's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub at: Millis,
-    pub attempt: u32,
-    /// e.g. `scheduled`, `started`, `retry-scheduled`, `completed`.
-    pub kind: String,
-    pub detail: serde_json::Value,
 }
 
 /// One log record of an attempt: a guest log call or a line of its output.
@@ -115,19 +113,20 @@ pub trait Store: Send + Sync + 'static {
     async fn start(
         &self,
         exec: Execution,
-        history: HistoryEntry,
         conflict: ConflictPolicy,
         reuse: ReusePolicy,
     ) -> Result<StartOutcome, StoreError> {
-        let mut outcomes = self.start_many(vec![NewStart { exec, history, conflict, reuse }]).await?;
+        let mut outcomes = self.start_many(vec![NewStart { exec, conflict, reuse }]).await?;
         Ok(outcomes.pop().expect("one outcome per start"))
     }
 
-    /// Replaces an execution if it is still at `version`; appends history.
-    async fn update(&self, exec: Execution, version: u64, history: Vec<HistoryEntry>) -> Result<u64, StoreError>;
+    /// Replaces an execution if it is still at `version` and appends its
+    /// history entry, if any. Returns the new version.
+    async fn update(&self, exec: &Execution, version: u64, history: Option<&HistoryEntry>) -> Result<u64, StoreError>;
 
     /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
-    /// only, when given), highest priority first, starting them for `worker`.
+    /// only, when given), highest priority first, starting them for `worker`
+    /// (`Execution::start`, recorded as its transition).
     async fn claim(
         &self,
         queue: &str,
@@ -135,7 +134,7 @@ pub trait Store: Send + Sync + 'static {
         worker: &str,
         limit: usize,
         now: Millis,
-    ) -> Result<Vec<Versioned<Execution>>, StoreError>;
+    ) -> Result<Vec<Committed>, StoreError>;
 
     /// The earliest time an attempt of `queue` (of `types`) becomes dispatchable.
     async fn next_dispatch(&self, queue: &str, types: Option<Vec<String>>) -> Result<Option<Millis>, StoreError>;

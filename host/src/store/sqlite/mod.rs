@@ -9,8 +9,8 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{HistoryEntry, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned};
-use crate::activity::{Admission, Execution, Millis, admit};
+use super::{Committed, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned};
+use crate::activity::{Admission, Change, Execution, HistoryEntry, Millis, Status, Transition, admit};
 use writer::Writer;
 
 pub struct SqliteStore {
@@ -108,8 +108,30 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
 /// first ("scheduled") are dropped.
 const MAX_HISTORY: i64 = 200;
 
-fn write(conn: &Connection, e: &Encoded, version: u64, entry: Option<&str>) -> Result<u64, StoreError> {
-    let exec = &e.exec;
+/// The columns a transition rewrites, encoded off the writer thread.
+struct Row {
+    run_id: String,
+    status: &'static str,
+    dispatch_at: Option<i64>,
+    deadline_at: Option<i64>,
+    worker: Option<String>,
+    state: String,
+}
+
+impl Row {
+    fn new(exec: &Execution) -> Result<Row, StoreError> {
+        Ok(Row {
+            run_id: exec.run_id.clone(),
+            status: exec.status.as_str(),
+            dispatch_at: exec.dispatchable_at().map(|t| t as i64),
+            deadline_at: exec.next_deadline().map(|t| t as i64),
+            worker: exec.worker.clone(),
+            state: serde_json::to_string(exec)?,
+        })
+    }
+}
+
+fn write(conn: &Connection, row: &Row, version: u64, entry: Option<&str>) -> Result<u64, StoreError> {
     let changed = conn
         .prepare_cached(
             "UPDATE executions SET status = ?1, dispatch_at = ?2, deadline_at = ?3, worker = ?4,
@@ -120,24 +142,24 @@ fn write(conn: &Connection, e: &Encoded, version: u64, entry: Option<&str>) -> R
              WHERE run_id = ?6 AND version = ?7",
         )?
         .execute(params![
-            exec.status.as_str(),
-            exec.dispatchable_at().map(|t| t as i64),
-            exec.next_deadline().map(|t| t as i64),
-            exec.worker,
-            e.state,
-            exec.run_id,
+            row.status,
+            row.dispatch_at,
+            row.deadline_at,
+            row.worker,
+            row.state,
+            row.run_id,
             version as i64,
             entry,
             MAX_HISTORY,
         ])?;
     if changed == 0 {
-        return Err(StoreError::Conflict(exec.run_id.clone()));
+        return Err(StoreError::Conflict(row.run_id.clone()));
     }
     Ok(version + 1)
 }
 
-fn encoded_history(h: HistoryEntry) -> Result<String, StoreError> {
-    Ok(serde_json::to_string(&h)?)
+fn encoded_history(h: Option<&HistoryEntry>) -> Result<Option<String>, StoreError> {
+    Ok(h.map(serde_json::to_string).transpose()?)
 }
 
 /// `AND activity_type IN (...)` for an optional type filter, with its params
@@ -157,12 +179,16 @@ impl Store for SqliteStore {
     async fn start_many(&self, starts: Vec<NewStart>) -> Result<Vec<StartOutcome>, StoreError> {
         let encoded = starts
             .into_iter()
-            .map(|s| Ok((Encoded::new(s.exec)?, encoded_history(s.history)?, s.conflict, s.reuse)))
+            .map(|s| {
+                let transition = Transition::new(Change::Scheduled, &s.exec, s.exec.scheduled_at);
+                let history = encoded_history(transition.history.as_ref())?.unwrap_or_default();
+                Ok((Encoded::new(s.exec)?, transition, history, s.conflict, s.reuse))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.writer
             .exec(move |conn| {
                 let mut outcomes = Vec::with_capacity(encoded.len());
-                for (encoded, history, conflict, reuse) in encoded {
+                for (encoded, transition, history, conflict, reuse) in encoded {
                     let exec = &encoded.exec;
                     let latest = conn
                         .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
@@ -174,7 +200,7 @@ impl Store for SqliteStore {
                         match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
                             Admission::New => {
                                 insert(conn, &encoded, &history)?;
-                                StartOutcome::Created(Versioned { value: encoded.exec, version: 1 })
+                                StartOutcome::Created(Committed { value: encoded.exec, version: 1, transition })
                             }
                             Admission::Existing { .. } => {
                                 StartOutcome::Existing(latest.expect("admitted an existing run"))
@@ -188,20 +214,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update(&self, exec: Execution, version: u64, history: Vec<HistoryEntry>) -> Result<u64, StoreError> {
-        let encoded = Encoded::new(exec)?;
-        let history = history.into_iter().map(encoded_history).collect::<Result<Vec<_>, _>>()?;
-        self.writer
-            .exec(move |conn| {
-                let mut entries = history.iter();
-                let mut v = write(conn, &encoded, version, entries.next().map(String::as_str))?;
-                // More than one entry per change is rare: rewrite the row per extra entry.
-                for h in entries {
-                    v = write(conn, &encoded, v, Some(h))?;
-                }
-                Ok(v)
-            })
-            .await
+    async fn update(&self, exec: &Execution, version: u64, history: Option<&HistoryEntry>) -> Result<u64, StoreError> {
+        let row = Row::new(exec)?;
+        let history = encoded_history(history)?;
+        self.writer.exec(move |conn| write(conn, &row, version, history.as_deref())).await
     }
 
     async fn claim(
@@ -211,7 +227,7 @@ impl Store for SqliteStore {
         worker: &str,
         limit: usize,
         now: Millis,
-    ) -> Result<Vec<Versioned<Execution>>, StoreError> {
+    ) -> Result<Vec<Committed>, StoreError> {
         let queue = queue.to_string();
         let worker = worker.to_string();
         self.writer
@@ -228,18 +244,12 @@ impl Store for SqliteStore {
                 let found = collect(stmt.query_map(rusqlite::params_from_iter(values), row_exec)?)?;
                 let mut claimed = Vec::with_capacity(found.len());
                 for Versioned { mut value, version } in found {
-                    if value.start(&worker, now).is_err() {
-                        continue;
-                    }
-                    let h = HistoryEntry {
-                        at: now,
-                        attempt: value.attempt,
-                        kind: "started".into(),
-                        detail: serde_json::json!({ "worker": worker }),
-                    };
-                    let encoded = Encoded::new(value)?;
-                    let version = write(conn, &encoded, version, Some(&encoded_history(h)?))?;
-                    claimed.push(Versioned { value: encoded.exec, version });
+                    // Selected rows are dispatchable: `start` refuses nothing here.
+                    let Ok(change) = value.start(&worker, now) else { continue };
+                    let transition = Transition::new(change, &value, now);
+                    let history = encoded_history(transition.history.as_ref())?;
+                    let version = write(conn, &Row::new(&value)?, version, history.as_deref())?;
+                    claimed.push(Committed { value, version, transition });
                 }
                 Ok(claimed)
             })
@@ -440,7 +450,10 @@ impl Store for SqliteStore {
                         .query_row([&queue, status], |r| r.get(0))?;
                     Ok(n as u64)
                 };
-                Ok(QueueStats { backlog: count("scheduled")?, running: count("started")? })
+                Ok(QueueStats {
+                    backlog: count(Status::Scheduled.as_str())?,
+                    running: count(Status::Started.as_str())?,
+                })
             })
             .await
     }

@@ -1,6 +1,7 @@
-//! The wasmtime `Engine`: its configuration, the pooling allocator (with a
-//! fallback to on-demand allocation) and the epoch ticker that drives
-//! wall-clock deadlines and cooperative yields.
+//! The runtime of one trust class: a wasmtime `Engine` (its configuration,
+//! the pooling allocator with a fallback to on-demand allocation, and the
+//! epoch ticker that drives wall-clock deadlines and cooperative yields)
+//! with the linker that provides the host imports.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -8,7 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings;
+use super::state::StoreState;
 
 /// How often the epoch advances: the granularity of deadlines and of the
 /// guest's cooperative yields to the async runtime.
@@ -25,9 +30,11 @@ pub enum Allocation {
     OnDemand,
 }
 
-/// An engine plus its epoch ticker, which stops when this is dropped.
-pub struct EngineHandle {
+/// An engine, its linker, and its epoch ticker, which stops when this is
+/// dropped.
+pub(super) struct Runtime {
     pub engine: Engine,
+    pub linker: Linker<StoreState>,
     /// The allocation strategy actually in use (after any fallback).
     pub allocation: Allocation,
     /// Whether this engine meters fuel.
@@ -35,7 +42,7 @@ pub struct EngineHandle {
     stop: Arc<AtomicBool>,
 }
 
-impl EngineHandle {
+impl Runtime {
     pub fn new(allocation: Allocation, metered: bool) -> anyhow::Result<Self> {
         let (engine, allocation) = match allocation {
             Allocation::Pooling { instances } => match Engine::new(&config(metered, Some(pooling(instances)))) {
@@ -47,9 +54,18 @@ impl EngineHandle {
             },
             Allocation::OnDemand => (Engine::new(&config(metered, None))?, Allocation::OnDemand),
         };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Always linked, so a component importing wasi:http loads; what it
+        // may reach is the activity type's allow-list.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::ActivityComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s: &mut StoreState| &mut s.host,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop.clone());
-        Ok(EngineHandle { engine, allocation, metered, stop })
+        Ok(Runtime { engine, linker, allocation, metered, stop })
     }
 
     /// A hash that changes whenever compiled code from another engine would
@@ -61,7 +77,7 @@ impl EngineHandle {
     }
 }
 
-impl Drop for EngineHandle {
+impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }

@@ -1,0 +1,193 @@
+//! The engine's public operations on executions: start, complete, fail,
+//! report cancelled, heartbeat, cancel, terminate. Each validates its
+//! input, then goes through the store (start) or `mutate` (the rest).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::mutate::Mutated;
+use super::{Engine, EngineError, EventKind, StartRequest, StartResponse, Target};
+use crate::activity::{Change, Execution, Failure, Millis, NewExecution, Reject, Status};
+use crate::payload::Payload;
+use crate::store::{NewStart, StartOutcome};
+use crate::token::TaskToken;
+
+pub(super) fn check_name(what: &str, value: &str) -> Result<(), EngineError> {
+    crate::limits::check_name(what, value).map_err(EngineError::Invalid)
+}
+
+impl Engine {
+    /// Schedules an execution (or returns the existing one, per policies).
+    pub async fn start_activity(self: &Arc<Self>, req: StartRequest) -> Result<StartResponse, EngineError> {
+        self.start_activities(vec![req]).await.pop().expect("one response per request")
+    }
+
+    /// Schedules many executions in one store operation (one commit), in
+    /// order; each gets its own answer.
+    pub async fn start_activities(
+        self: &Arc<Self>,
+        reqs: Vec<StartRequest>,
+    ) -> Vec<Result<StartResponse, EngineError>> {
+        let now = self.clock.now();
+        let prepared: Vec<Result<NewStart, EngineError>> = reqs.iter().map(|r| self.prepare_start(r, now)).collect();
+        let valid: Vec<NewStart> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let mut outcomes = match self.store.start_many(valid).await {
+            Ok(o) => o.into_iter(),
+            Err(e) => {
+                let e = EngineError::from(e);
+                return prepared.into_iter().map(|p| p.and(Err(EngineError::Internal(e.to_string())))).collect();
+            }
+        };
+        prepared
+            .into_iter()
+            .map(|p| {
+                let activity_id = p?.exec.activity_id;
+                match outcomes.next().expect("one outcome per valid start") {
+                    StartOutcome::Created(c) => {
+                        self.act(&c.value, &c.transition, now);
+                        Ok(StartResponse { activity_id, run_id: c.value.run_id, created: true })
+                    }
+                    StartOutcome::Existing(v) => {
+                        Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false })
+                    }
+                    StartOutcome::Rejected(reason) => Err(EngineError::AlreadyExists(reason)),
+                }
+            })
+            .collect()
+    }
+
+    /// Validates a start request and builds its execution.
+    fn prepare_start(&self, req: &StartRequest, now: Millis) -> Result<NewStart, EngineError> {
+        check_name("activity_type", &req.activity_type)?;
+        let activity_id = req.activity_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        check_name("activity_id", &activity_id)?;
+        let defaults = self.type_defaults(&req.activity_type);
+        let task_queue = req
+            .task_queue
+            .clone()
+            .or_else(|| defaults.and_then(|d| d.queues.first().cloned()))
+            .unwrap_or_else(|| "default".to_string());
+        check_name("task_queue", &task_queue)?;
+        if let Some(r) = &req.request_id {
+            check_name("request_id", r)?;
+        }
+        let input = req.input.clone().unwrap_or_else(|| Payload::json(&serde_json::Value::Null));
+        self.check_payload("input", Some(&input))?;
+        let priority = match req.priority {
+            None | Some(0) => 3,
+            Some(p @ 1..=5) => p,
+            Some(p) => return Err(EngineError::Invalid(format!("priority must be 1 (first) to 5, got {p}"))),
+        };
+        let timeouts = match defaults {
+            Some(d) => req.timeouts.or(&d.timeouts()),
+            None => req.timeouts.clone(),
+        };
+        let retry = req.retry.clone().unwrap_or_else(|| self.retry_defaults(&req.activity_type));
+        let cancel_grace = req.cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
+        let exec = Execution::new(
+            NewExecution {
+                activity_id,
+                run_id: uuid::Uuid::now_v7().to_string(),
+                activity_type: req.activity_type.clone(),
+                task_queue,
+                input,
+                priority,
+                request_id: req.request_id.clone(),
+                timeouts,
+                retry,
+                cancel_grace,
+            },
+            now,
+        )?;
+        Ok(NewStart { exec, conflict: req.conflict, reuse: req.reuse })
+    }
+
+    /// Resolves a completion target to (activity id, run id, attempt).
+    fn resolve(&self, target: &Target) -> Result<(String, Option<String>, Option<u32>), EngineError> {
+        match target {
+            Target::Token(t) => {
+                let TaskToken { activity_id, run_id, attempt } = self.signer.verify(t)?;
+                Ok((activity_id, Some(run_id), Some(attempt)))
+            }
+            Target::Id { activity_id, run_id } => {
+                check_name("activity_id", activity_id)?;
+                Ok((activity_id.clone(), run_id.clone(), None))
+            }
+        }
+    }
+
+    /// Applies `f` to the attempt `target` names (the current one, by id).
+    async fn on_attempt<F>(self: &Arc<Self>, target: &Target, f: F) -> Result<Mutated, EngineError>
+    where
+        F: Fn(&mut Execution, u32, Millis) -> Result<Change, Reject>,
+    {
+        let (activity_id, run_id, attempt) = self.resolve(target)?;
+        self.mutate(&activity_id, run_id.as_deref(), None, |e, now| f(e, attempt.unwrap_or(e.attempt), now).map(Some))
+            .await
+    }
+
+    fn check_payload(&self, what: &str, p: Option<&Payload>) -> Result<(), EngineError> {
+        if let Some(p) = p {
+            p.check_size(what, self.max_payload).map_err(|e| EngineError::TooLarge(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Completes the attempt. Repeating with the same result is a no-op.
+    pub async fn complete(self: &Arc<Self>, target: &Target, result: Payload) -> Result<(), EngineError> {
+        self.check_payload("result", Some(&result))?;
+        self.on_attempt(target, |e, a, now| e.complete(a, result.clone(), now)).await.map(|_| ())
+    }
+
+    /// Fails the attempt with an application error; the retry policy decides.
+    pub async fn fail(self: &Arc<Self>, target: &Target, failure: Failure) -> Result<Status, EngineError> {
+        self.check_payload("failure details", failure.details.as_ref())?;
+        self.on_attempt(target, |e, a, now| e.fail(a, failure.clone(), now)).await.map(|m| m.exec.status)
+    }
+
+    /// The attempt acknowledges cancellation.
+    pub async fn report_cancelled(
+        self: &Arc<Self>,
+        target: &Target,
+        details: Option<Payload>,
+    ) -> Result<(), EngineError> {
+        self.check_payload("cancellation details", details.as_ref())?;
+        self.on_attempt(target, |e, a, now| e.report_cancelled(a, details.clone(), now)).await.map(|_| ())
+    }
+
+    /// Records a heartbeat; answers whether cancellation was requested.
+    pub async fn heartbeat(self: &Arc<Self>, target: &Target, details: Option<Payload>) -> Result<bool, EngineError> {
+        self.check_payload("heartbeat details", details.as_ref())?;
+        let m = self.on_attempt(target, |e, a, now| e.heartbeat(a, details.clone(), now)).await?;
+        self.publish(
+            &m.exec,
+            m.exec.attempt,
+            self.clock.now(),
+            EventKind::Heartbeat { details: m.exec.heartbeat_details.clone() },
+        );
+        Ok(matches!(m.change, Some(Change::Heartbeat { cancel_requested: true })))
+    }
+
+    /// Requests cancellation (immediate for a scheduled execution).
+    pub async fn request_cancel(
+        self: &Arc<Self>,
+        activity_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<Status, EngineError> {
+        check_name("activity_id", activity_id)?;
+        let m = self.mutate(activity_id, run_id, None, |e, now| e.request_cancel(now).map(Some)).await?;
+        Ok(m.exec.status)
+    }
+
+    /// Ends the execution without asking its attempt.
+    pub async fn terminate(
+        self: &Arc<Self>,
+        activity_id: &str,
+        run_id: Option<&str>,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        check_name("activity_id", activity_id)?;
+        let reason = if reason.is_empty() { "terminated" } else { reason };
+        self.mutate(activity_id, run_id, None, |e, now| e.terminate(reason, now).map(Some)).await.map(|_| ())
+    }
+}

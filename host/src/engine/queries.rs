@@ -1,0 +1,76 @@
+//! Reading executions: describe, wait for a close, list, queue counts and
+//! the configured types.
+
+use std::time::Duration;
+
+use super::mutate::not_found;
+use super::operations::check_name;
+use super::{Description, Engine, EngineError, EventKind};
+use crate::activity::Execution;
+use crate::store::{ListFilter, QueueStats, Versioned};
+
+impl Engine {
+    async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Versioned<Execution>, EngineError> {
+        self.store.get(activity_id, run_id).await?.ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))
+    }
+
+    /// The execution with its history and logs.
+    pub async fn describe(&self, activity_id: &str, run_id: Option<&str>) -> Result<Description, EngineError> {
+        let v = self.get(activity_id, run_id).await?;
+        let history = self.store.history(&v.value.run_id).await?;
+        let logs = self.store.logs(&v.value.run_id).await?;
+        Ok(Description { execution: v.value, history, logs })
+    }
+
+    /// The execution once closed, waiting up to `wait` for it to close.
+    /// Returns it as it is (maybe still open) when the wait ends.
+    pub async fn wait_closed(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+        wait: Duration,
+    ) -> Result<Execution, EngineError> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let e = self.get(activity_id, run_id).await?.value;
+            if e.status.is_closed() {
+                return Ok(e);
+            }
+            // Wait for a transition of this run (or a lagged stream), then re-read.
+            loop {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Err(_) => return Ok(e),
+                    Ok(Ok(ev)) if ev.run_id == e.run_id && matches!(ev.kind, EventKind::Transition { .. }) => break,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(_)) => break,
+                }
+            }
+        }
+    }
+
+    /// A page of executions.
+    pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), EngineError> {
+        Ok(self.store.list(filter).await?)
+    }
+
+    /// Backlog and running counts of a queue.
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, EngineError> {
+        check_name("task_queue", queue)?;
+        Ok(self.store.queue_stats(queue).await?)
+    }
+
+    /// (name, component path, component hash, queues) of each configured type.
+    pub fn activity_types(&self) -> Vec<(String, String, String, Vec<String>)> {
+        let mut v: Vec<_> = self
+            .types
+            .iter()
+            .map(|(name, t)| {
+                let (path, hash) = self.runner.component(name).unwrap_or_default();
+                (name.clone(), path, hash, t.config.queues.clone())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,28 @@
+//! The client commands: each one RPC (or a stream) against a server, one
+//! file per concern.
+
+mod activity;
+mod completion;
+mod operator;
+mod start;
+
+use std::time::Duration;
+
+pub use activity::*;
+pub use completion::*;
+pub use operator::*;
+pub use start::*;
+
+pub(super) const RESULT_EXIT_CODES: &str = "\
+Exit status:
+  0  completed (the result is printed)
+  1  error (cannot connect, unknown activity, ...)
+  3  failed
+  4  not closed yet (the wait passed)
+  5  cancelled
+  6  timed out
+  7  terminated";
+
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}

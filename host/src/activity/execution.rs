@@ -33,6 +33,16 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Scheduled,
+        Status::Started,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Terminated,
+        Status::TimedOut,
+    ];
+
     pub fn is_closed(self) -> bool {
         !matches!(self, Status::Scheduled | Status::Started)
     }
@@ -50,8 +60,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        use Status::*;
-        [Scheduled, Started, Completed, Failed, Cancelled, Terminated, TimedOut].into_iter().find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

@@ -17,6 +17,16 @@ pub enum TimeoutType {
 }
 
 impl TimeoutType {
+    /// `start-to-close`, ...: as written in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutType::ScheduleToClose => "schedule-to-close",
+            TimeoutType::ScheduleToStart => "schedule-to-start",
+            TimeoutType::StartToClose => "start-to-close",
+            TimeoutType::Heartbeat => "heartbeat",
+        }
+    }
+
     /// The error type recorded for this timeout, e.g. `StartToCloseTimeout`.
     pub fn error_type(self) -> &'static str {
         match self {
@@ -42,6 +52,20 @@ pub enum FailureSource {
     HostLost,
     Cancelled,
     Terminated,
+}
+
+impl FailureSource {
+    /// `application`, `sandbox`, `timeout`, ...: as written in the store and the API.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FailureSource::Application => "application",
+            FailureSource::Sandbox(_) => "sandbox",
+            FailureSource::Timeout(_) => "timeout",
+            FailureSource::HostLost => "host-lost",
+            FailureSource::Cancelled => "cancelled",
+            FailureSource::Terminated => "terminated",
+        }
+    }
 }
 
 /// A failure with everything the caller and the retry policy need.

@@ -8,7 +8,7 @@ use tonic::Status;
 use super::pb;
 use crate::activity::HistoryEntry;
 use crate::activity::{self, ConflictPolicy, Execution, Failure, Millis, RetryPolicy, ReusePolicy};
-use crate::engine::{EngineError, Target};
+use crate::engine::{EngineError, PolledTask, Target};
 use crate::payload::{JSON, Payload};
 use crate::store::LogEntry;
 
@@ -127,9 +127,8 @@ pub fn pb_retry(p: &RetryPolicy) -> pb::RetryPolicy {
 }
 
 pub fn pb_failure(f: &Failure) -> pb::Failure {
-    let source = serde_json::to_value(&f.source).ok();
     pb::Failure {
-        source: source.as_ref().and_then(|v| v["kind"].as_str()).unwrap_or("application").to_string(),
+        source: f.source.kind().to_string(),
         error_type: f.error_type.clone(),
         message: f.message.clone(),
         non_retryable: f.non_retryable,
@@ -163,16 +162,30 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
         cancel_requested: e.cancel_requested_at.is_some(),
         pending_async: e.pending_async,
         result: e.result.as_ref().map(pb_payload),
-        timeout_type: e
-            .timeout_type
-            .and_then(|t| serde_json::to_value(t).ok())
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
+        timeout_type: e.timeout_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
         schedule_to_close_timeout: e.timeouts.schedule_to_close.map(pb_duration),
         schedule_to_start_timeout: e.timeouts.schedule_to_start.map(pb_duration),
         start_to_close_timeout: e.timeouts.start_to_close.map(pb_duration),
         heartbeat_timeout: e.timeouts.heartbeat.map(pb_duration),
         retry_policy: Some(pb_retry(&e.retry)),
+    }
+}
+
+/// An attempt handed to an external worker.
+pub fn task(t: PolledTask) -> pb::ActivityTask {
+    let e = t.execution;
+    pb::ActivityTask {
+        task_token: t.task_token,
+        activity_id: e.activity_id,
+        run_id: e.run_id,
+        activity_type: e.activity_type,
+        attempt: e.attempt,
+        input: Some(pb_payload(&e.input)),
+        heartbeat_details: e.heartbeat_details.as_ref().map(pb_payload),
+        scheduled_time: Some(timestamp(e.scheduled_at)),
+        started_time: e.started_at.map(timestamp),
+        start_to_close_timeout: e.timeouts.start_to_close.map(pb_duration),
+        heartbeat_timeout: e.timeouts.heartbeat.map(pb_duration),
     }
 }
 

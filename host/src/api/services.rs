@@ -11,6 +11,7 @@ use super::convert::{self, status_of};
 use super::pb;
 use crate::activity::{Failure, Timeouts};
 use crate::engine::{Engine, EventKind, StartRequest, Target};
+use crate::limits::{MAX_FAILURE_MESSAGE, MAX_NAME, MAX_REASON};
 use crate::store::ListFilter;
 
 /// Longest GetActivityResult wait.
@@ -227,8 +228,8 @@ impl pb::activity_service_server::ActivityService for Api {
     ) -> Result<Response<pb::TerminateActivityResponse>, Status> {
         let r = request.into_inner();
         required("activity_id", &r.activity_id)?;
-        if r.reason.len() > 4096 {
-            return Err(Status::invalid_argument("reason is over 4096 bytes"));
+        if r.reason.len() > MAX_REASON {
+            return Err(Status::invalid_argument(format!("reason is over {MAX_REASON} bytes")));
         }
         self.engine.terminate(&r.activity_id, opt(r.run_id).as_deref(), &r.reason).await.map_err(status_of)?;
         Ok(Response::new(pb::TerminateActivityResponse {}))
@@ -255,8 +256,10 @@ impl pb::completion_service_server::CompletionService for Api {
     ) -> Result<Response<pb::FailActivityResponse>, Status> {
         let r = request.into_inner();
         let f = r.failure.clone().ok_or_else(|| Status::invalid_argument("failure is required"))?;
-        if f.message.len() > 64 * 1024 || f.error_type.len() > 256 {
-            return Err(Status::invalid_argument("failure message (64 KiB) or error_type (256 bytes) too long"));
+        if f.message.len() > MAX_FAILURE_MESSAGE || f.error_type.len() > MAX_NAME {
+            return Err(Status::invalid_argument(format!(
+                "failure message ({MAX_FAILURE_MESSAGE} bytes) or error_type ({MAX_NAME} bytes) too long"
+            )));
         }
         let failure = Failure::application(
             &f.error_type,
@@ -307,22 +310,7 @@ impl pb::worker_service_server::WorkerService for Api {
         }
         let wait = convert::duration(r.wait, "wait")?.unwrap_or_default().min(MAX_POLL_WAIT);
         let polled = self.engine.poll(&r.task_queue, &r.identity, r.activity_types, wait).await.map_err(status_of)?;
-        let task = polled.map(|t| {
-            let e = t.execution;
-            pb::ActivityTask {
-                task_token: t.task_token,
-                activity_id: e.activity_id.clone(),
-                run_id: e.run_id.clone(),
-                activity_type: e.activity_type.clone(),
-                attempt: e.attempt,
-                input: Some(convert::pb_payload(&e.input)),
-                heartbeat_details: e.heartbeat_details.as_ref().map(convert::pb_payload),
-                scheduled_time: Some(convert::timestamp(e.scheduled_at)),
-                started_time: e.started_at.map(convert::timestamp),
-                start_to_close_timeout: e.timeouts.start_to_close.map(convert::pb_duration),
-                heartbeat_timeout: e.timeouts.heartbeat.map(convert::pb_duration),
-            }
-        });
+        let task = polled.map(convert::task);
         Ok(Response::new(pb::PollActivityTaskResponse { task }))
     }
 }

@@ -83,16 +83,7 @@ pub fn json_payload(text: &str, what: &str) -> anyhow::Result<pb::Payload> {
 }
 
 pub fn status_name(s: i32) -> &'static str {
-    match pb::ActivityStatus::try_from(s) {
-        Ok(pb::ActivityStatus::Scheduled) => "scheduled",
-        Ok(pb::ActivityStatus::Started) => "started",
-        Ok(pb::ActivityStatus::Completed) => "completed",
-        Ok(pb::ActivityStatus::Failed) => "failed",
-        Ok(pb::ActivityStatus::Cancelled) => "cancelled",
-        Ok(pb::ActivityStatus::Terminated) => "terminated",
-        Ok(pb::ActivityStatus::TimedOut) => "timed-out",
-        _ => "unknown",
-    }
+    crate::api::convert::status_filter(s).ok().flatten().map_or("unknown", |s| s.as_str())
 }
 
 /// A timestamp as Unix milliseconds (JSON null when unset).

@@ -272,7 +272,7 @@ fn show_progress(bar: &indicatif::ProgressBar, p: &pb::Progress) {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only this status.
-    #[arg(long, value_parser = ["scheduled", "started", "completed", "failed", "cancelled", "terminated", "timed-out"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::activity::Status::ALL.map(|s| s.as_str())))]
     pub status: Option<String>,
     /// Only this activity type.
     #[arg(long = "type")]

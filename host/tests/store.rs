@@ -172,7 +172,7 @@ fn reopen_after(sql: &str) -> String {
 async fn a_newer_schema_is_refused() {
     let err = reopen_after("PRAGMA user_version = 99");
     assert!(
-        err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"),
+        err.ends_with("the store has schema version 99, newer than this sluice understands (2); upgrade sluice"),
         "{err}"
     );
 }
@@ -183,7 +183,10 @@ async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
     let err = reopen_after("ALTER TABLE executions DROP COLUMN history");
     assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
     assert!(
-        err.ends_with("state, history]; the store was written by an incompatible build of sluice: move it aside"),
+        err.ends_with(
+            "state, history, options, input_encoding, input]; the store was written by an incompatible build of \
+             sluice: move it aside"
+        ),
         "{err}"
     );
 }

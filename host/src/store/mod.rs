@@ -3,6 +3,7 @@
 //! trait is shaped so a shared PostgreSQL backend can be added beside it
 //! (admission, claiming and versioned updates are single store operations).
 
+mod record;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -9,9 +9,12 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::record::{self, Fixed};
 use super::{Committed, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned};
 use crate::activity::{Admission, Change, Execution, HistoryEntry, Millis, Status, Transition, admit};
 use writer::Writer;
+
+use crate::payload::Payload;
 
 pub struct SqliteStore {
     writer: Writer,
@@ -50,33 +53,59 @@ impl SqliteStore {
     }
 }
 
-const SELECT: &str = "SELECT state, version FROM executions";
+/// The columns an execution is read from, in `row_exec`'s order.
+macro_rules! columns {
+    () => {
+        "run_id, activity_id, activity_type, task_queue, priority, request_id, input_encoding, input, options, \
+         state, version"
+    };
+}
+const SELECT: &str = concat!("SELECT ", columns!(), " FROM executions");
 
-fn row_exec(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, u64)> {
-    Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+/// An execution row as read, decoded off the row by `decode`.
+struct Raw {
+    fixed: Fixed,
+    options: String,
+    state: String,
+    version: u64,
 }
 
-fn decode((state, version): (String, u64)) -> Result<Versioned<Execution>, StoreError> {
-    Ok(Versioned { value: serde_json::from_str(&state)?, version })
+fn row_exec(row: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+    Ok(Raw {
+        fixed: Fixed {
+            run_id: row.get(0)?,
+            activity_id: row.get(1)?,
+            activity_type: row.get(2)?,
+            task_queue: row.get(3)?,
+            priority: row.get(4)?,
+            request_id: row.get(5)?,
+            input: Payload { encoding: row.get(6)?, data: row.get(7)? },
+        },
+        options: row.get(8)?,
+        state: row.get(9)?,
+        version: row.get::<_, i64>(10)? as u64,
+    })
 }
 
-fn collect(
-    rows: impl Iterator<Item = rusqlite::Result<(String, u64)>>,
-) -> Result<Vec<Versioned<Execution>>, StoreError> {
+fn decode(raw: Raw) -> Result<Versioned<Execution>, StoreError> {
+    Ok(Versioned { value: record::assemble(raw.fixed, &raw.options, &raw.state)?, version: raw.version })
+}
+
+fn collect(rows: impl Iterator<Item = rusqlite::Result<Raw>>) -> Result<Vec<Versioned<Execution>>, StoreError> {
     rows.map(|r| decode(r?)).collect()
 }
 
-/// An execution with its JSON already made, so the (single) writer thread
-/// does not spend its time encoding.
+/// A new execution with its JSON already made, so the (single) writer
+/// thread does not spend its time encoding.
 struct Encoded {
     exec: Execution,
+    options: String,
     state: String,
 }
 
 impl Encoded {
     fn new(exec: Execution) -> Result<Encoded, StoreError> {
-        let state = serde_json::to_string(&exec)?;
-        Ok(Encoded { exec, state })
+        Ok(Encoded { options: record::options_json(&exec)?, state: record::state_json(&exec)?, exec })
     }
 }
 
@@ -84,8 +113,8 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
     let exec = &e.exec;
     conn.prepare_cached(
         "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority,
-            request_id, dispatch_at, deadline_at, worker, version, state, history)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)))",
+            request_id, dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)), ?13, ?14, ?15)",
     )?
     .execute(params![
         exec.run_id,
@@ -100,6 +129,9 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
         exec.worker,
         e.state,
         first,
+        e.options,
+        exec.input.encoding,
+        exec.input.data,
     ])?;
     Ok(())
 }
@@ -126,7 +158,7 @@ impl Row {
             dispatch_at: exec.dispatchable_at().map(|t| t as i64),
             deadline_at: exec.next_deadline().map(|t| t as i64),
             worker: exec.worker.clone(),
-            state: serde_json::to_string(exec)?,
+            state: record::state_json(exec)?,
         })
     }
 }
@@ -322,7 +354,7 @@ impl Store for SqliteStore {
         };
         self.writer
             .exec(move |conn| {
-                let mut sql = String::from("SELECT state, version, seq FROM executions WHERE 1 = 1");
+                let mut sql = String::from(concat!("SELECT ", columns!(), ", seq FROM executions WHERE 1 = 1"));
                 let mut values: Vec<rusqlite::types::Value> = Vec::new();
                 let mut add = |clause: &str, v: rusqlite::types::Value| {
                     values.push(v);
@@ -343,18 +375,17 @@ impl Store for SqliteStore {
                 let size = filter.page_size.max(1);
                 sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", size + 1));
                 let mut stmt = conn.prepare(&sql)?;
-                let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(2)?))
-                })?;
+                let rows =
+                    stmt.query_map(rusqlite::params_from_iter(values), |r| Ok((row_exec(r)?, r.get::<_, i64>(11)?)))?;
                 let mut page = Vec::new();
                 let mut next = None;
                 for row in rows {
-                    let (state, seq) = row?;
+                    let (raw, seq) = row?;
                     if page.len() == size {
                         next = Some((seq + 1).to_string());
                         break;
                     }
-                    page.push(serde_json::from_str(&state)?);
+                    page.push(decode(raw)?.value);
                 }
                 Ok((page, next))
             })

@@ -2,9 +2,19 @@
 
 use rusqlite::Connection;
 
+use crate::store::record;
+
+/// One schema change: SQL, then (optionally) a step that rewrites the data.
+struct Migration {
+    sql: &'static str,
+    data: Option<fn(&Connection) -> Result<(), String>>,
+}
+
 /// Migration N (1-based) brings the schema from version N-1 to N. Append
 /// only; never edit a released migration.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+    sql:
     // 1: executions (with their history, a JSON array in the row: no extra
     // B-tree writes per transition), logs, meta. Logs hang off the
     // execution's seq (not its random run id) so their inserts land at the
@@ -40,7 +50,41 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX logs_by_exec ON logs (exec_seq);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    data: None,
+},
+    Migration {
+        // 2: what is fixed at start is written once, in its own columns (the
+        // input as bytes, the options as JSON); `state` keeps what transitions
+        // change. Existing rows are split.
+        sql: "ALTER TABLE executions ADD COLUMN options TEXT;
+    ALTER TABLE executions ADD COLUMN input_encoding TEXT;
+    ALTER TABLE executions ADD COLUMN input BLOB;",
+        data: Some(split_fixed_from_state),
+    },
 ];
+
+/// Migration 2's data step: rows whose `state` holds the whole execution.
+fn split_fixed_from_state(conn: &Connection) -> Result<(), String> {
+    let rows: Vec<(i64, String)> = {
+        let mut stmt =
+            conn.prepare("SELECT seq, state FROM executions WHERE options IS NULL").map_err(|e| e.to_string())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+    };
+    let mut update = conn
+        .prepare("UPDATE executions SET options = ?1, input_encoding = ?2, input = ?3, state = ?4 WHERE seq = ?5")
+        .map_err(|e| e.to_string())?;
+    for (seq, state) in rows {
+        let e: crate::activity::Execution =
+            serde_json::from_str(&state).map_err(|e| format!("execution {seq}: {e}"))?;
+        let split = (record::options_json(&e), record::state_json(&e));
+        let (Ok(options), Ok(state)) = split else { return Err(format!("execution {seq} cannot be encoded")) };
+        update
+            .execute(rusqlite::params![options, e.input.encoding, e.input.data, state, seq])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -53,9 +97,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
             "the store has schema version {current}, newer than this sluice understands ({VERSION}); upgrade sluice"
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.execute_batch(m.sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        if let Some(data) = m.data {
+            data(&tx).map_err(|e| format!("migration {}: {e}", i + 1))?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
     }
@@ -67,8 +114,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
 /// open with the reason, not on first use.
 fn verify(conn: &Connection) -> Result<(), String> {
     let expected = Connection::open_in_memory().map_err(|e| e.to_string())?;
-    for sql in MIGRATIONS {
-        expected.execute_batch(sql).map_err(|e| e.to_string())?;
+    for m in MIGRATIONS {
+        expected.execute_batch(m.sql).map_err(|e| e.to_string())?;
     }
     let tables = names(&expected, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
     for table in tables {
@@ -90,4 +137,54 @@ fn names(conn: &Connection, sql: &str) -> Result<Vec<String>, String> {
     let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
     let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| e.to_string())?;
     rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::activity::{Execution, NewExecution, Status, Timeouts};
+    use crate::payload::Payload;
+
+    #[test]
+    fn a_version_1_store_is_migrated_with_every_execution_intact() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let mut e = Execution::new(
+            NewExecution {
+                activity_id: "a".into(),
+                run_id: "r".into(),
+                activity_type: "t".into(),
+                task_queue: "q".into(),
+                input: Payload::json(&"x".repeat(1000)),
+                priority: 2,
+                request_id: Some("req".into()),
+                timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
+                retry: Default::default(),
+                cancel_grace: Duration::from_secs(3),
+            },
+            1_000,
+        )
+        .unwrap();
+        e.start("w", 2_000).unwrap();
+        e.heartbeat(1, Some(Payload::json(&7)), 2_500).unwrap();
+        // Version 1 kept the whole execution, input included, in `state`.
+        conn.execute(
+            "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority, request_id,
+                version, state)
+             VALUES ('r', 'a', 't', 'q', 'started', 2, 'req', 4, ?1)",
+            [serde_json::to_string(&e).unwrap()],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+        let raw = conn.query_row(&format!("{} WHERE run_id = 'r'", super::super::SELECT), [], super::super::row_exec);
+        let read = super::super::decode(raw.unwrap()).unwrap();
+        assert_eq!((read.value.clone(), read.version), (e, 4));
+        assert_eq!(read.value.status, Status::Started);
+        let state: String = conn.query_row("SELECT state FROM executions", [], |r| r.get(0)).unwrap();
+        assert!(!state.contains("input") && state.len() < 200, "the input is no longer in the state: {state}");
+    }
 }

@@ -282,6 +282,8 @@ async fn files_are_invisible_unless_granted_and_read_only_unless_said() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn environment_variables_are_explicit() {
+    // SAFETY: no other code of this test binary reads or writes this
+    // variable, and setenv races only with concurrent readers of the same name.
     unsafe { std::env::set_var("SLUICE_TEST_HOST_SECRET", "leak") };
     let mut req = request(json!({"do": "env"}));
     req.grants.env.push(("GREETING".into(), "hi".into()));

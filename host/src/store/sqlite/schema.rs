@@ -4,10 +4,13 @@ use rusqlite::Connection;
 
 use crate::store::record;
 
+/// Rewrites rows to the layout a migration's SQL introduced.
+type DataStep = fn(&Connection) -> Result<(), String>;
+
 /// One schema change: SQL, then (optionally) a step that rewrites the data.
 struct Migration {
     sql: &'static str,
-    data: Option<fn(&Connection) -> Result<(), String>>,
+    data: Option<DataStep>,
 }
 
 /// Migration N (1-based) brings the schema from version N-1 to N. Append

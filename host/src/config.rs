@@ -52,6 +52,10 @@ pub struct ServerConfig {
 pub struct AuthConfig {
     /// Hex SHA-256 of each accepted token (`sluice hash-token` prints it).
     pub tokens_sha256: Vec<String>,
+    /// Let `grpc.health.v1` checks through without a token, for load
+    /// balancers and probes (they learn only whether a service is serving).
+    #[serde(default)]
+    pub health_without_token: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -371,8 +375,9 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\")")))
+        let parsed = humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\")")))?;
+        crate::activity::check_duration(&format!("duration {s:?}"), parsed).map_err(serde::de::Error::custom)
     }
 }
 

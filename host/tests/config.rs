@@ -51,6 +51,14 @@ fn bad_values_name_their_key() {
     let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"soon\"\n").unwrap_err();
     assert!(err.starts_with("activities.a.start_to_close_timeout: invalid duration \"soon\""), "{err}");
 
+    let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nstart_to_close_timeout = \"101years\"\n").unwrap_err();
+    assert!(
+        err.starts_with(
+            "activities.a.start_to_close_timeout: duration \"101years\" is 101years, over the limit of 100 years"
+        ),
+        "{err}"
+    );
+
     let err = parse("[activities.a]\ncomponent = \"a.wasm\"\nmemory = \"lots\"\n").unwrap_err();
     assert!(err.starts_with("activities.a.memory: "), "{err}");
 

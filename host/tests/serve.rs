@@ -1,6 +1,8 @@
 //! `sluice serve` end to end over gRPC on loopback: the real binary, real
 //! guests, a real SQLite file.
 
+#[path = "serve/boundaries.rs"]
+mod boundaries;
 mod common;
 
 use std::time::Duration;
@@ -177,7 +179,8 @@ async fn forged_and_stale_task_tokens_are_rejected() {
     let mut c = server.activities().await;
     let mut req = start_req("send-email", "mail-3", json!({"to": "c@example.com", "subject": "s"}));
     req.start_to_close_timeout = secs(1.0);
-    req.retry_policy = Some(pb::RetryPolicy { initial_interval: secs(0.1), maximum_attempts: 3, ..Default::default() });
+    req.retry_policy =
+        Some(pb::RetryPolicy { initial_interval: secs(0.1), maximum_attempts: Some(3), ..Default::default() });
     c.start_activity(req).await.unwrap();
     let first = wait_for_file(&server.dir.join("outbox/mail-3-1.json")).await;
     let token = first["task_token"].as_str().unwrap().to_string();
@@ -273,7 +276,7 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
         .list_activities(pb::ListActivitiesRequest { page_token: "zz".into(), ..Default::default() })
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad page token"));
+    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad page token: it is not a page token"));
     let mut done = server.completions().await;
     let err = done.complete_activity(pb::CompleteActivityRequest { target: None, result: None }).await.unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "set task_token or activity"));

@@ -137,8 +137,18 @@ async fn logs_history_and_pages() {
         }
     }
     assert_eq!(seen, ["a4", "a3", "a2", "a1", "a0"]);
-    let bad = store.list(ListFilter { page_token: Some("x".into()), page_size: 2, ..ListFilter::default() }).await;
-    assert!(matches!(bad, Err(StoreError::BadPageToken)));
+    let bad = |page_token: &str, filter: ListFilter| {
+        let store = &store;
+        let filter = ListFilter { page_token: Some(page_token.into()), page_size: 2, ..filter };
+        async move { store.list(filter).await.unwrap_err().to_string() }
+    };
+    assert_eq!(bad("x", ListFilter::default()).await, "bad page token: it is not a page token");
+    assert_eq!(bad("AAAA", ListFilter::default()).await, "bad page token: it is truncated");
+    let (_, Some(token)) = store.list(ListFilter { page_size: 2, ..ListFilter::default() }).await.unwrap() else {
+        panic!("a second page")
+    };
+    let other = ListFilter { task_queue: Some("other".into()), ..ListFilter::default() };
+    assert_eq!(bad(&token, other).await, "bad page token: it belongs to a list with other filters");
     let (started, _) =
         store.list(ListFilter { status: Some(Status::Started), page_size: 10, ..ListFilter::default() }).await.unwrap();
     assert!(started.is_empty());

@@ -10,12 +10,8 @@ use super::failure::{Failure, FailureSource, TimeoutType};
 use super::options::{OptionsError, RetryPolicy, Timeouts};
 use crate::payload::Payload;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = u64;
-
-fn ms(d: Duration) -> Millis {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+pub use super::time::Millis;
+use super::time::{MAX_DURATION, after};
 
 /// The status of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -230,25 +226,25 @@ impl Execution {
     }
 
     pub fn schedule_to_close_deadline(&self) -> Option<Millis> {
-        self.timeouts.schedule_to_close.map(|d| self.scheduled_at.saturating_add(ms(d)))
+        self.timeouts.schedule_to_close.map(|d| after(self.scheduled_at, d))
     }
 
     pub fn start_to_close_deadline(&self) -> Option<Millis> {
         let started = self.started_at?;
-        self.timeouts.start_to_close.map(|d| started.saturating_add(ms(d)))
+        self.timeouts.start_to_close.map(|d| after(started, d))
     }
 
     fn schedule_to_start_deadline(&self) -> Option<Millis> {
-        self.timeouts.schedule_to_start.map(|d| self.attempt_scheduled_at.saturating_add(ms(d)))
+        self.timeouts.schedule_to_start.map(|d| after(self.attempt_scheduled_at, d))
     }
 
     fn heartbeat_deadline(&self) -> Option<Millis> {
         let last = self.last_heartbeat_at.or(self.started_at)?;
-        self.timeouts.heartbeat.map(|d| last.saturating_add(ms(d)))
+        self.timeouts.heartbeat.map(|d| after(last, d))
     }
 
     fn cancel_deadline(&self) -> Option<Millis> {
-        self.cancel_requested_at.map(|at| at.saturating_add(ms(self.cancel_grace)))
+        self.cancel_requested_at.map(|at| after(at, self.cancel_grace))
     }
 
     /// The earliest moment at which `on_timer` may change something.
@@ -401,7 +397,7 @@ impl Execution {
             && !self.retry.is_non_retryable_type(&failure.error_type)
             && self.retry.attempts_left(failed_attempt);
         let delay = failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(failed_attempt));
-        let next_at = now.saturating_add(ms(delay));
+        let next_at = after(now, delay.min(MAX_DURATION));
         self.last_failure = Some(failure);
         if self.cancel_requested_at.is_some() {
             // Nobody wants another attempt of an execution being cancelled.

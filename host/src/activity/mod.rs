@@ -11,6 +11,7 @@ mod options;
 mod outcome;
 #[cfg(test)]
 mod tests;
+mod time;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
 pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, Status};
@@ -18,3 +19,4 @@ pub use failure::{Failure, FailureSource, TimeoutType};
 pub use history::{HistoryEntry, HistoryKind, Transition, record};
 pub use options::{OptionsError, RetryPolicy, Timeouts};
 pub use outcome::{AttemptEnd, Outcome};
+pub use time::{MAX_DURATION, MAX_MILLIS, after, check_duration, millis};

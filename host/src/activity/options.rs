@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::time::{MAX_DURATION, check_duration};
+
 /// The timeouts of an execution. `None` (or zero when given) means unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeouts {
@@ -35,6 +37,17 @@ pub enum OptionsError {
     MaxBelowInitial { initial: Duration, max: Duration },
     #[error("retry_policy.initial_interval must be positive")]
     ZeroInitialInterval,
+    /// A duration over `MAX_DURATION`; the message names the field.
+    #[error("{0}")]
+    TooLong(String),
+}
+
+/// Checks that the duration `what`, if set, is at most `MAX_DURATION`.
+fn in_range(what: &str, d: Option<Duration>) -> Result<(), OptionsError> {
+    match d {
+        Some(d) => check_duration(what, d).map(|_| ()).map_err(OptionsError::TooLong),
+        None => Ok(()),
+    }
 }
 
 fn set(d: Option<Duration>) -> Option<Duration> {
@@ -54,6 +67,10 @@ impl Timeouts {
     /// capped by start-to-close. At least one of schedule-to-close and
     /// start-to-close must be set.
     pub fn resolve(&self) -> Result<Timeouts, OptionsError> {
+        in_range("schedule_to_close_timeout", self.schedule_to_close)?;
+        in_range("schedule_to_start_timeout", self.schedule_to_start)?;
+        in_range("start_to_close_timeout", self.start_to_close)?;
+        in_range("heartbeat_timeout", self.heartbeat)?;
         let s2c = set(self.schedule_to_close);
         let stc = set(self.start_to_close);
         if s2c.is_none() && stc.is_none() {
@@ -111,6 +128,8 @@ impl RetryPolicy {
         if self.initial_interval.is_zero() {
             return Err(OptionsError::ZeroInitialInterval);
         }
+        in_range("retry_policy.initial_interval", Some(self.initial_interval))?;
+        in_range("retry_policy.maximum_interval", self.maximum_interval)?;
         // Written so NaN is refused too.
         #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(self.backoff_coefficient >= 1.0) {
@@ -124,8 +143,10 @@ impl RetryPolicy {
         Ok(())
     }
 
+    /// The cap on retry delays: as set, else 100 × the initial interval;
+    /// never over `MAX_DURATION`.
     pub fn maximum_interval(&self) -> Duration {
-        self.maximum_interval.unwrap_or(self.initial_interval * 100)
+        self.maximum_interval.unwrap_or(self.initial_interval.saturating_mul(100)).min(MAX_DURATION)
     }
 
     /// The delay after attempt `attempt` failed: initial × coefficient^(n-1),

@@ -24,12 +24,19 @@ pub fn status_of(e: EngineError) -> Status {
     }
 }
 
+/// A duration from the request: unset or zero is `None`; negative, badly
+/// formed (nanos outside 0..1e9) or over 100 years is INVALID_ARGUMENT.
 pub fn duration(d: Option<prost_types::Duration>, field: &str) -> Result<Option<Duration>, Status> {
     let Some(d) = d else { return Ok(None) };
     if d.seconds < 0 || d.nanos < 0 {
         return Err(Status::invalid_argument(format!("{field} must not be negative")));
     }
-    Ok(Some(Duration::new(d.seconds as u64, d.nanos as u32)).filter(|d| !d.is_zero()))
+    if d.nanos >= 1_000_000_000 {
+        return Err(Status::invalid_argument(format!("{field}.nanos must be below 1000000000, got {}", d.nanos)));
+    }
+    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    activity::check_duration(field, d).map_err(Status::invalid_argument)?;
+    Ok(Some(d).filter(|d| !d.is_zero()))
 }
 
 pub fn pb_duration(d: Duration) -> prost_types::Duration {
@@ -105,7 +112,7 @@ pub fn retry_policy(p: pb::RetryPolicy, defaults: RetryPolicy) -> Result<RetryPo
             p.backoff_coefficient
         },
         maximum_interval: duration(p.maximum_interval, "retry_policy.maximum_interval")?.or(defaults.maximum_interval),
-        maximum_attempts: p.maximum_attempts,
+        maximum_attempts: p.maximum_attempts.unwrap_or(defaults.maximum_attempts),
         non_retryable_error_types: if p.non_retryable_error_types.is_empty() {
             defaults.non_retryable_error_types
         } else {
@@ -121,7 +128,7 @@ pub fn pb_retry(p: &RetryPolicy) -> pb::RetryPolicy {
         initial_interval: Some(pb_duration(p.initial_interval)),
         backoff_coefficient: p.backoff_coefficient,
         maximum_interval: Some(pb_duration(p.maximum_interval())),
-        maximum_attempts: p.maximum_attempts,
+        maximum_attempts: Some(p.maximum_attempts),
         non_retryable_error_types: p.non_retryable_error_types.clone(),
     }
 }
@@ -174,6 +181,7 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
 /// An attempt handed to an external worker.
 pub fn task(t: PolledTask) -> pb::ActivityTask {
     let e = t.execution;
+    let schedule_to_close_deadline = e.schedule_to_close_deadline().map(timestamp);
     pb::ActivityTask {
         task_token: t.task_token,
         activity_id: e.activity_id,
@@ -186,6 +194,9 @@ pub fn task(t: PolledTask) -> pb::ActivityTask {
         started_time: e.started_at.map(timestamp),
         start_to_close_timeout: e.timeouts.start_to_close.map(pb_duration),
         heartbeat_timeout: e.timeouts.heartbeat.map(pb_duration),
+        schedule_to_close_deadline,
+        task_queue: e.task_queue,
+        priority: e.priority.into(),
     }
 }
 

@@ -38,10 +38,21 @@ pub async fn serve(
     let max = engine.max_payload() + ENVELOPE;
     let api = || services::Api { engine: engine.clone() };
 
+    use pb::{
+        activity_service_server::ActivityServiceServer, completion_service_server::CompletionServiceServer,
+        operator_service_server::OperatorServiceServer, worker_service_server::WorkerServiceServer,
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::activity_service_server::ActivityServiceServer<services::Api>>().await;
+    health.set_serving::<ActivityServiceServer<services::Api>>().await;
+    health.set_serving::<CompletionServiceServer<services::Api>>().await;
+    health.set_serving::<WorkerServiceServer<services::Api>>().await;
+    health.set_serving::<OperatorServiceServer<services::Api>>().await;
+    let health_auth = match config.auth.as_ref().is_some_and(|a| a.health_without_token) {
+        true => Auth::none(),
+        false => auth.clone(),
+    };
 
-    let mut server = Server::builder().layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted));
+    let mut server = Server::builder().layer(tower::util::MapResponseLayer::new(client_errors_keep_their_codes));
     if let Some(tls) = &config.tls {
         let cert =
             std::fs::read(&tls.cert).with_context(|| format!("reading TLS certificate {}", tls.cert.display()))?;
@@ -56,40 +67,62 @@ pub async fn serve(
             )
         };
     }
-    use pb::{
-        activity_service_server::ActivityServiceServer, completion_service_server::CompletionServiceServer,
-        operator_service_server::OperatorServiceServer, worker_service_server::WorkerServiceServer,
-    };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     server
-        .add_service(tonic::service::interceptor::InterceptedService::new(health_service, auth.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(health_service, health_auth))
         .add_service(service!(ActivityServiceServer))
         .add_service(service!(CompletionServiceServer))
         .add_service(service!(WorkerServiceServer))
         .add_service(service!(OperatorServiceServer))
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(accept(listener), shutdown)
         .await?;
     Ok(())
 }
 
-/// tonic reports a request over the size limit as OUT_OF_RANGE; gRPC (and
-/// our contract) says RESOURCE_EXHAUSTED. Errors before any response
-/// message travel in the headers ("trailers-only"), so a header rewrite
-/// suffices.
-fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Response<B> {
+/// Accepted connections, with Nagle's algorithm off: replies are small and
+/// must not wait for the client's delayed ACK (~40 ms on loopback).
+fn accept(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
+/// tonic reports a request over the size limit as OUT_OF_RANGE, and a
+/// request it cannot decode (say, invalid UTF-8 in a string) as INTERNAL;
+/// gRPC (and our contract) says RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+/// Errors before any response message travel in the headers
+/// ("trailers-only"), so a header rewrite suffices.
+fn client_errors_keep_their_codes<B>(mut res: http::Response<B>) -> http::Response<B> {
     let headers = res.headers_mut();
-    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
-    let too_large = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
-    if out_of_range && too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-    }
+    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
+    let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or("").replace("%20", " ");
+    let rewritten = match code {
+        "11" if message.contains("message length too large") => "8",
+        "13" if message.contains("failed to decode Protobuf message") => "3",
+        _ => return res,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from_static(rewritten));
     res
 }
 
 /// Binds the listen address with a clear error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt as _;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_delayed_acks() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = std::pin::pin!(super::accept(listener));
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let conn = incoming.next().await.unwrap().unwrap();
+        assert!(conn.nodelay().unwrap());
+    }
 }

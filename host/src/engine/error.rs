@@ -32,7 +32,7 @@ pub enum EngineError {
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::BadPageToken => EngineError::Invalid("bad page token".into()),
+            e @ StoreError::BadPageToken(_) => EngineError::Invalid(e.to_string()),
             e => EngineError::Internal(e.to_string()),
         }
     }

@@ -12,8 +12,22 @@ use crate::payload::Payload;
 use crate::store::{NewStart, StartOutcome};
 use crate::token::TaskToken;
 
+/// The activity id of a start that names only a request id: a UUID made
+/// from the request id's hash, the same for every retry of the request.
+fn id_for_request(request_id: &str) -> String {
+    let hash = blake3::hash(request_id.as_bytes());
+    let bytes: [u8; 16] = hash.as_bytes()[..16].try_into().expect("16 of 32 bytes");
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
 pub(super) fn check_name(what: &str, value: &str) -> Result<(), EngineError> {
     crate::limits::check_name(what, value).map_err(EngineError::Invalid)
+}
+
+/// Checks an activity id and optional run id sent by a client.
+pub(super) fn check_ids(activity_id: &str, run_id: Option<&str>) -> Result<(), EngineError> {
+    check_name("activity_id", activity_id)?;
+    run_id.map_or(Ok(()), |r| check_name("run_id", r))
 }
 
 impl Engine {
@@ -59,7 +73,15 @@ impl Engine {
     /// Validates a start request and builds its execution.
     fn prepare_start(&self, req: &StartRequest, now: Millis) -> Result<NewStart, EngineError> {
         check_name("activity_type", &req.activity_type)?;
-        let activity_id = req.activity_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        if let Some(r) = &req.request_id {
+            check_name("request_id", r)?;
+        }
+        let activity_id = match (&req.activity_id, &req.request_id) {
+            (Some(id), _) => id.clone(),
+            // A retried start with the same request id finds its run.
+            (None, Some(r)) => id_for_request(r),
+            (None, None) => uuid::Uuid::now_v7().to_string(),
+        };
         check_name("activity_id", &activity_id)?;
         let defaults = self.type_defaults(&req.activity_type);
         let task_queue = req
@@ -68,9 +90,6 @@ impl Engine {
             .or_else(|| defaults.and_then(|d| d.queues.first().cloned()))
             .unwrap_or_else(|| "default".to_string());
         check_name("task_queue", &task_queue)?;
-        if let Some(r) = &req.request_id {
-            check_name("request_id", r)?;
-        }
         let input = req.input.clone().unwrap_or_else(|| Payload::json(&serde_json::Value::Null));
         self.check_payload("input", Some(&input))?;
         let priority = match req.priority {
@@ -110,7 +129,7 @@ impl Engine {
                 Ok((activity_id, Some(run_id), Some(attempt)))
             }
             Target::Id { activity_id, run_id } => {
-                check_name("activity_id", activity_id)?;
+                check_ids(activity_id, run_id.as_deref())?;
                 Ok((activity_id.clone(), run_id.clone(), None))
             }
         }
@@ -174,7 +193,7 @@ impl Engine {
         activity_id: &str,
         run_id: Option<&str>,
     ) -> Result<Status, EngineError> {
-        check_name("activity_id", activity_id)?;
+        check_ids(activity_id, run_id)?;
         let m = self.mutate(activity_id, run_id, None, |e, now| e.request_cancel(now).map(Some)).await?;
         Ok(m.exec.status)
     }
@@ -186,7 +205,7 @@ impl Engine {
         run_id: Option<&str>,
         reason: &str,
     ) -> Result<(), EngineError> {
-        check_name("activity_id", activity_id)?;
+        check_ids(activity_id, run_id)?;
         let reason = if reason.is_empty() { "terminated" } else { reason };
         self.mutate(activity_id, run_id, None, |e, now| e.terminate(reason, now).map(Some)).await.map(|_| ())
     }

@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use super::mutate::not_found;
-use super::operations::check_name;
+use super::operations::{check_ids, check_name};
 use super::{Description, Engine, EngineError, EventKind};
 use crate::activity::Execution;
 use crate::store::{ListFilter, QueueStats, Versioned};
 
 impl Engine {
     async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Versioned<Execution>, EngineError> {
+        check_ids(activity_id, run_id)?;
         self.store.get(activity_id, run_id).await?.ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))
     }
 
@@ -51,6 +52,12 @@ impl Engine {
 
     /// A page of executions.
     pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), EngineError> {
+        if let Some(t) = &filter.activity_type {
+            check_name("activity_type", t)?;
+        }
+        if let Some(q) = &filter.task_queue {
+            check_name("task_queue", q)?;
+        }
         Ok(self.store.list(filter).await?)
     }
 

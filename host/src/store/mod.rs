@@ -70,6 +70,38 @@ pub struct ListFilter {
     pub page_size: usize,
 }
 
+impl ListFilter {
+    /// The token of the page after the one ending just above `seq`: opaque
+    /// to clients, and tied to this filter.
+    pub fn page_token_after(&self, seq: i64) -> String {
+        use base64::Engine as _;
+        let mut bytes = seq.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.fingerprint());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The position a page token of this filter continues from (`None`:
+    /// the first page). A token that was not made for this filter is
+    /// refused.
+    pub fn position(&self) -> Result<Option<i64>, StoreError> {
+        use base64::Engine as _;
+        let Some(token) = &self.page_token else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| StoreError::BadPageToken("it is not a page token".into()))?;
+        let (seq, fingerprint) = bytes.split_at_checked(8).ok_or(StoreError::BadPageToken("it is truncated".into()))?;
+        if fingerprint != self.fingerprint() {
+            return Err(StoreError::BadPageToken("it belongs to a list with other filters".into()));
+        }
+        Ok(Some(i64::from_le_bytes(seq.try_into().expect("8 bytes"))))
+    }
+
+    fn fingerprint(&self) -> [u8; 8] {
+        let filters = format!("{:?}\0{:?}\0{:?}", self.status, self.activity_type, self.task_queue);
+        blake3::hash(filters.as_bytes()).as_bytes()[..8].try_into().expect("8 of 32 bytes")
+    }
+}
+
 /// Counts of one task queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -84,8 +116,8 @@ pub enum StoreError {
     /// The execution changed since it was read; re-read and retry.
     #[error("execution {0} was changed concurrently")]
     Conflict(String),
-    #[error("bad page token")]
-    BadPageToken,
+    #[error("bad page token: {0}")]
+    BadPageToken(String),
     #[error("store: {0}")]
     Backend(String),
 }

@@ -81,7 +81,7 @@ pub async fn start(a: StartArgs) -> anyhow::Result<Exit> {
     let mut c = ActivityServiceClient::new(channel.clone());
     let retry = (a.max_attempts.is_some() || a.retry_initial_interval.is_some()).then(|| pb::RetryPolicy {
         initial_interval: a.retry_initial_interval.map(pb_duration),
-        maximum_attempts: a.max_attempts.unwrap_or(0),
+        maximum_attempts: a.max_attempts,
         ..Default::default()
     });
     let req = pb::StartActivityRequest {

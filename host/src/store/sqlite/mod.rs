@@ -348,10 +348,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError> {
-        let before: Option<i64> = match &filter.page_token {
-            Some(t) => Some(t.parse().map_err(|_| StoreError::BadPageToken)?),
-            None => None,
-        };
+        let before = filter.position()?;
         self.writer
             .exec(move |conn| {
                 let mut sql = String::from(concat!("SELECT ", columns!(), ", seq FROM executions WHERE 1 = 1"));
@@ -382,7 +379,7 @@ impl Store for SqliteStore {
                 for row in rows {
                     let (raw, seq) = row?;
                     if page.len() == size {
-                        next = Some((seq + 1).to_string());
+                        next = Some(filter.page_token_after(seq + 1));
                         break;
                     }
                     page.push(decode(raw)?.value);

@@ -1,5 +1,5 @@
 //! The activity state machine: executions, their options and every
-//! transition, with Temporal's semantics (DESIGN.md §4). Pure and
+//! transition, with Temporal's semantics (the product design's §4). Pure and
 //! clock-injected: the caller passes `now`, so every rule is unit-tested
 //! with a simulated clock.
 
@@ -9,6 +9,8 @@ mod failure;
 mod history;
 mod options;
 mod outcome;
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;
 mod time;

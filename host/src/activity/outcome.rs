@@ -32,13 +32,8 @@ impl Execution {
     /// Records the end of `attempt`: its last heartbeat details and progress
     /// (if it is still the current one), then its outcome.
     pub fn end_attempt(&mut self, attempt: u32, end: AttemptEnd, now: Millis) -> Result<Change, Reject> {
-        if self.attempt == attempt && !self.status.is_closed() {
-            self.heartbeat_details = end.heartbeat_details;
-            if end.progress.is_some() {
-                self.progress = end.progress;
-            }
-        }
-        match end.outcome {
+        let current = self.attempt == attempt && !self.status.is_closed();
+        let change = match end.outcome {
             Outcome::Completed(result) => self.complete(attempt, result, now),
             Outcome::Pending => self.set_pending(attempt),
             Outcome::Cancelled(details) => self.report_cancelled(attempt, details, now),
@@ -52,6 +47,14 @@ impl Execution {
                 };
                 self.fail(attempt, Failure::timeout(t), now)
             }
+        }?;
+        // Kept whatever the outcome, once it is accepted.
+        if current {
+            self.heartbeat_details = end.heartbeat_details;
+            if end.progress.is_some() {
+                self.progress = end.progress;
+            }
         }
+        Ok(change)
     }
 }

@@ -198,6 +198,18 @@ async fn runaway_recursion_is_a_stack_overflow() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_empty_log_records_hits_the_output_limit() {
+    // Each record counts at least 64 bytes: 20,000 of them are over 1 MiB.
+    let report = misbehave(json!({"do": "logs", "count": 20_000}), limits()).await;
+    let (kind, message) = sandbox_failure(&report);
+    assert_eq!(kind, FailureKind::OutputLimit);
+    assert_eq!(message, "the activity wrote more than 1048576 bytes of log records (each counts at least 64 bytes)");
+    // Under the cap they are fine.
+    let report = misbehave(json!({"do": "logs", "count": 1_000}), limits()).await;
+    assert_eq!(completed(&report), json!({"logs": 1000}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn flooding_stdout_hits_the_output_limit_and_is_truncated() {
     let limits = Limits { max_output: 64 * 1024, ..limits() };
     let report = misbehave(json!({"do": "flood"}), limits).await;

@@ -266,7 +266,7 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
     let err = c
-        .describe_activity(pb::DescribeActivityRequest { activity_id: "nope".into(), run_id: String::new() })
+        .describe_activity(pb::DescribeActivityRequest { activity_id: "nope".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::NotFound, "no activity nope"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sluice::activity::{ConflictPolicy, Execution, NewExecution, RetryPolicy, ReusePolicy, Status, Timeouts};
 use sluice::activity::{HistoryEntry, HistoryKind};
 use sluice::payload::Payload;
-use sluice::store::{ListFilter, LogEntry, SqliteStore, StartOutcome, Store, StoreError};
+use sluice::store::{ListFilter, LogEntry, LogPage, SqliteStore, StartOutcome, Store, StoreError};
 
 fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
     Execution::new(
@@ -59,10 +59,22 @@ async fn updates_are_versioned() {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     let mut e = store.get("a", Some("r1")).await.unwrap().unwrap();
     e.value.request_cancel(5).unwrap();
-    let v2 = store.update(&e.value, e.version, Some(&h(HistoryKind::Closed(Status::Cancelled)))).await.unwrap();
+    let log =
+        |message: &str| LogEntry { at: 5, attempt: 1, level: "info".into(), message: message.into(), fields: vec![] };
+    let cancelled = h(HistoryKind::Closed(Status::Cancelled));
+    let v2 = store.update(&e.value, e.version, Some(&cancelled), &[log("with the change")]).await.unwrap();
     assert_eq!(v2, 2);
-    let stale = store.update(&e.value, e.version, None).await;
+    let stale = store.update(&e.value, e.version, None, &[log("stale")]).await;
     assert!(matches!(stale, Err(StoreError::Conflict(r)) if r == "r1"));
+    let logs: Vec<String> = store
+        .logs("r1", LogPage { size: 10, ..LogPage::default() })
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(logs, ["with the change"], "a conflicting update writes none of its logs");
     let history: Vec<String> = store.history("r1").await.unwrap().into_iter().map(|h| h.kind.to_string()).collect();
     assert_eq!(history, ["scheduled", "cancelled"]);
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.status, Status::Cancelled);
@@ -123,7 +135,9 @@ async fn logs_history_and_pages() {
         fields: vec![("k".into(), "v".into())],
     };
     store.append_logs("r0", vec![log.clone()]).await.unwrap();
-    assert_eq!(store.logs("r0").await.unwrap(), [log]);
+    assert_eq!(store.logs("r0", LogPage { token: None, size: 10 }).await.unwrap(), (vec![log], None));
+    let bad = store.logs("r0", LogPage { token: Some("zz".into()), size: 10 }).await.unwrap_err();
+    assert_eq!(bad.to_string(), "bad page token: it is not a logs page token");
 
     let mut seen = Vec::new();
     let mut token = None;
@@ -232,7 +246,7 @@ async fn history_keeps_its_first_entry_and_the_latest_ones() {
     for i in 0..250u32 {
         let entry =
             HistoryEntry { at: i as u64, attempt: i, kind: HistoryKind::Started, detail: serde_json::json!({}) };
-        v.version = store.update(&v.value, v.version, Some(&entry)).await.unwrap();
+        v.version = store.update(&v.value, v.version, Some(&entry), &[]).await.unwrap();
     }
     let history = store.history("r1").await.unwrap();
     assert_eq!(history.len(), 200);

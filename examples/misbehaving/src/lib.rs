@@ -23,6 +23,8 @@
 //! | `{"do": "pending"}` | returns pending with its task token logged |
 //! | `{"do": "info"}` | returns its activity info and task token |
 //! | `{"do": "count"}` | returns how many times this instance has run (shows instance reuse) |
+//! | `{"do": "lines", "count": N}` | prints N empty lines, then completes |
+//! | `{"do": "logs", "count": N}` | writes N empty log records, then completes |
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -62,6 +64,8 @@ enum Behaviour {
     Pending,
     Info,
     Count,
+    Lines { count: usize },
+    Logs { count: usize },
 }
 
 /// Calls served by this instance: 1 in a fresh instance every time, more
@@ -91,6 +95,20 @@ fn misbehave(ctx: &Context, input: Behaviour) -> Result<Value, ActivityError> {
             Ok(json!({"allocated_mib": blocks.len()}))
         }
         Behaviour::Recurse => Ok(json!({"result": recurse(std::hint::black_box(u64::MAX))})),
+        Behaviour::Lines { count } => {
+            let mut out = std::io::stdout().lock();
+            for _ in 0..count {
+                out.write_all(b"\n").ok();
+            }
+            out.flush().ok();
+            Ok(json!({"lines": count}))
+        }
+        Behaviour::Logs { count } => {
+            for _ in 0..count {
+                ctx.log(LogLevel::Info, "", &[]);
+            }
+            Ok(json!({"logs": count}))
+        }
         Behaviour::Flood => {
             let line = "flooding stdout with this line again and again\n".repeat(16);
             loop {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::execution::{Change, Execution, Millis, Status};
+use super::failure::Failure;
 
 /// What a history entry records. Closing entries are named after the
 /// status they close with (`completed`, `timed-out`, ...).
@@ -86,13 +87,33 @@ pub fn record(change: &Change, e: &Execution, now: Millis) -> Option<HistoryEntr
         Change::Closed(status) => {
             let detail = match status {
                 Status::Completed => json!({ "result_bytes": e.result.as_ref().map_or(0, |r| r.data.len()) }),
-                _ => json!({ "failure": e.last_failure, "timeout": e.timeout_type }),
+                _ => json!({ "failure": e.last_failure.as_ref().map(summary), "timeout": e.timeout_type }),
             };
             (HistoryKind::Closed(*status), e.attempt, detail)
         }
         Change::Heartbeat { .. } | Change::AlreadyDone => return None,
     };
     Some(HistoryEntry { at: now, attempt, kind, detail })
+}
+
+/// Longest failure message kept in a history entry; the execution's
+/// `last_failure` has it whole.
+const MAX_MESSAGE: usize = 1024;
+
+/// A failure as a history entry tells it: without its details payload and
+/// with its message cut, so that 200 entries stay small.
+fn summary(f: &Failure) -> serde_json::Value {
+    let cut = (0..=MAX_MESSAGE.min(f.message.len())).rev().find(|i| f.message.is_char_boundary(*i)).unwrap_or(0);
+    let mut message = f.message[..cut].to_string();
+    if cut < f.message.len() {
+        message.push('…');
+    }
+    json!({
+        "source": f.source,
+        "error_type": f.error_type,
+        "message": message,
+        "non_retryable": f.non_retryable,
+    })
 }
 
 /// A change with its history entry: what a store commits and the engine

@@ -200,6 +200,17 @@ pub fn task(t: PolledTask) -> pb::ActivityTask {
     }
 }
 
+/// An execution as a list shows it: without its payloads.
+pub fn execution_summary(e: &Execution) -> pb::ActivityExecution {
+    let mut pb = execution(e);
+    pb.result = None;
+    pb.heartbeat_details = None;
+    if let Some(f) = &mut pb.last_failure {
+        f.details = None;
+    }
+    pb
+}
+
 pub fn history(h: &HistoryEntry) -> pb::HistoryEvent {
     pb::HistoryEvent {
         time: Some(timestamp(h.at)),

@@ -12,7 +12,7 @@ use super::pb;
 use crate::activity::{Failure, Timeouts};
 use crate::engine::{Engine, EventKind, StartRequest, Target};
 use crate::limits::{MAX_FAILURE_MESSAGE, MAX_NAME, MAX_REASON};
-use crate::store::ListFilter;
+use crate::store::{ListFilter, LogPage};
 
 /// Longest GetActivityResult wait.
 const MAX_RESULT_WAIT: Duration = Duration::from_secs(300);
@@ -94,11 +94,19 @@ impl pb::activity_service_server::ActivityService for Api {
     ) -> Result<Response<pb::DescribeActivityResponse>, Status> {
         let r = request.into_inner();
         required("activity_id", &r.activity_id)?;
-        let d = self.engine.describe(&r.activity_id, opt(r.run_id).as_deref()).await.map_err(status_of)?;
+        if r.logs_page_size > MAX_PAGE {
+            return Err(Status::invalid_argument(format!("logs_page_size must be at most {MAX_PAGE}")));
+        }
+        let logs = LogPage {
+            token: opt(r.logs_page_token),
+            size: if r.logs_page_size == 0 { DEFAULT_PAGE } else { r.logs_page_size } as usize,
+        };
+        let d = self.engine.describe(&r.activity_id, opt(r.run_id).as_deref(), logs).await.map_err(status_of)?;
         Ok(Response::new(pb::DescribeActivityResponse {
             execution: Some(convert::execution(&d.execution)),
             history: d.history.iter().map(convert::history).collect(),
             logs: d.logs.iter().map(convert::log).collect(),
+            next_logs_page_token: d.next_logs_page.unwrap_or_default(),
         }))
     }
 
@@ -127,7 +135,7 @@ impl pb::activity_service_server::ActivityService for Api {
         let engine = self.engine.clone();
         let mut events = engine.subscribe();
         let run_id = opt(r.run_id);
-        let snapshot = engine.describe(&r.activity_id, run_id.as_deref()).await.map_err(status_of)?.execution;
+        let snapshot = engine.execution(&r.activity_id, run_id.as_deref()).await.map_err(status_of)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             let snap = |e: &crate::activity::Execution| pb::WatchActivityEvent {
@@ -144,10 +152,10 @@ impl pb::activity_service_server::ActivityService for Api {
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Fell behind: send a fresh snapshot instead of the missed events.
-                        let Ok(d) = engine.describe(&snapshot.activity_id, Some(&snapshot.run_id)).await else {
+                        let Ok(e) = engine.execution(&snapshot.activity_id, Some(&snapshot.run_id)).await else {
                             return;
                         };
-                        if tx.send(Ok(snap(&d.execution))).await.is_err() || d.execution.status.is_closed() {
+                        if tx.send(Ok(snap(&e))).await.is_err() || e.status.is_closed() {
                             return;
                         }
                         continue;
@@ -207,7 +215,7 @@ impl pb::activity_service_server::ActivityService for Api {
         };
         let (page, next) = self.engine.list(filter).await.map_err(status_of)?;
         Ok(Response::new(pb::ListActivitiesResponse {
-            executions: page.iter().map(convert::execution).collect(),
+            executions: page.iter().map(convert::execution_summary).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }

@@ -62,6 +62,15 @@ impl Connection {
     }
 }
 
+/// Largest reply the CLI reads: a description carries up to four payloads
+/// of the server's max_payload, plus history and a page of logs.
+const MAX_REPLY: usize = 64 << 20;
+
+/// An ActivityService client that reads replies up to [`MAX_REPLY`].
+pub fn activities(channel: Chan) -> pb::activity_service_client::ActivityServiceClient<Chan> {
+    pb::activity_service_client::ActivityServiceClient::new(channel).max_decoding_message_size(MAX_REPLY)
+}
+
 /// A gRPC error as the CLI reports it.
 pub fn rpc_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())

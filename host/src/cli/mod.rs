@@ -34,7 +34,7 @@ pub enum Command {
     /// Start an activity execution.
     Start(commands::StartArgs),
     /// Show an execution: status, timings, failure, heartbeat, history, logs.
-    Describe(commands::IdArgs),
+    Describe(commands::DescribeArgs),
     /// Print an execution's result, waiting for it to close.
     Result(commands::ResultArgs),
     /// Follow an execution live: transitions, progress, heartbeats.

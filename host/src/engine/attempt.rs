@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::logbook::LogBook;
 use super::{AttemptCall, Engine, EventKind};
 use crate::activity::{AttemptEnd, Change, Execution, Failure, FailureSource, Millis, Outcome, Progress};
 use crate::payload::Payload;
 use crate::sandbox::{ActivityInfo, AttemptControl, AttemptEvent, AttemptOutcome, AttemptReport, FailureKind};
-use crate::store::{Committed, LogEntry, Versioned};
+use crate::store::{Committed, Versioned};
 
 /// Longest gap between persisted heartbeats of a busy guest.
 const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,7 +50,7 @@ pub(super) async fn run(
         exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
     // The first heartbeat is persisted at once, later ones at most every `interval`.
     let mut beat = Beats { pending: None, progress: None, last_flush: None, interval: interval.as_millis() as u64 };
-    let mut logs = Vec::new();
+    let mut logs = LogBook::new(attempt);
     let mut known = Some(Versioned { value: exec.clone(), version });
     let report = loop {
         let flush = async {
@@ -114,7 +115,7 @@ impl Beats {
         Some(self.last_flush.map_or(0, |t| t.saturating_add(self.interval)))
     }
 
-    fn record(&mut self, engine: &Engine, e: &Execution, event: AttemptEvent, logs: &mut Vec<LogEntry>) {
+    fn record(&mut self, engine: &Engine, e: &Execution, event: AttemptEvent, logs: &mut LogBook) {
         let now = engine.clock.now();
         match event {
             AttemptEvent::Heartbeat { details } => {
@@ -125,9 +126,7 @@ impl Beats {
                 engine.publish(e, e.attempt, now, EventKind::Progress { percent, message: message.clone() });
                 self.progress = Some(Progress { percent, message, at: now });
             }
-            AttemptEvent::Log { level, message, fields } => {
-                logs.push(LogEntry { at: now, attempt: e.attempt, level: level.to_string(), message, fields });
-            }
+            AttemptEvent::Log { level, message, fields } => logs.push(now, &level.to_string(), message, fields),
         }
     }
 
@@ -162,46 +161,37 @@ impl Beats {
     }
 }
 
-/// Commits the attempt's outcome and stores its logs.
+/// Commits the attempt's outcome together with its logs.
 async fn finish(
     engine: &Arc<Engine>,
     e: &Execution,
     report: AttemptReport,
     progress: Option<Progress>,
-    mut logs: Vec<LogEntry>,
+    mut logs: LogBook,
     known: Option<Versioned<Execution>>,
 ) {
     let now = engine.clock.now();
-    for (level, out) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
-        let text = String::from_utf8_lossy(&out.bytes);
-        logs.extend(text.lines().map(|l| LogEntry {
-            at: now,
-            attempt: e.attempt,
-            level: level.into(),
-            message: l.into(),
-            fields: vec![],
-        }));
+    logs.push_lines(now, "stdout", &report.stdout.bytes);
+    logs.push_lines(now, "stderr", &report.stderr.bytes);
+    for denial in report.denials {
+        logs.push(now, "warn", denial, Vec::new());
     }
-    logs.extend(report.denials.iter().map(|d| LogEntry {
-        at: now,
-        attempt: e.attempt,
-        level: "warn".into(),
-        message: d.clone(),
-        fields: vec![],
-    }));
+    let logs = logs.finish(now);
+    let mut logged = false;
     // Interrupts the engine caused were recorded when they were decided.
     if let Some(outcome) = outcome(report.outcome) {
         let end = AttemptEnd { outcome, heartbeat_details: report.last_heartbeat, progress };
         let result = engine
-            .mutate(&e.activity_id, Some(&e.run_id), known, |x, now| {
+            .mutate_with_logs(&e.activity_id, Some(&e.run_id), known, &logs, |x, now| {
                 x.end_attempt(e.attempt, end.clone(), now).map(Some)
             })
             .await;
-        if let Err(err) = result {
-            tracing::debug!(activity_id = %e.activity_id, "attempt outcome not recorded: {err}");
+        match result {
+            Ok(m) => logged = m.change.is_some(),
+            Err(err) => tracing::debug!(activity_id = %e.activity_id, "attempt outcome not recorded: {err}"),
         }
     }
-    if let Err(err) = engine.store.append_logs(&e.run_id, logs).await {
+    if !logged && let Err(err) = engine.store.append_logs(&e.run_id, logs).await {
         tracing::error!(activity_id = %e.activity_id, "cannot store logs: {err}");
     }
 }

@@ -9,6 +9,7 @@ mod clock;
 mod dispatch;
 mod error;
 mod events;
+mod logbook;
 mod mutate;
 mod operations;
 mod poll;

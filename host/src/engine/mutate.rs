@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{Engine, EngineError, EngineEvent, EventKind};
 use crate::activity::{Change, Execution, Millis, Reject, Status, Transition};
-use crate::store::{StoreError, Versioned};
+use crate::store::{LogEntry, StoreError, Versioned};
 
 /// Attempts of an optimistic update before giving up.
 const MAX_RETRIES: usize = 32;
@@ -28,7 +28,23 @@ impl Engine {
         self: &Arc<Self>,
         activity_id: &str,
         run_id: Option<&str>,
+        known: Option<Versioned<Execution>>,
+        f: F,
+    ) -> Result<Mutated, EngineError>
+    where
+        F: Fn(&mut Execution, Millis) -> Result<Option<Change>, Reject>,
+    {
+        self.mutate_with_logs(activity_id, run_id, known, &[], f).await
+    }
+
+    /// `mutate`, with log records committed together with the change (and
+    /// not at all when there is nothing to do).
+    pub(super) async fn mutate_with_logs<F>(
+        self: &Arc<Self>,
+        activity_id: &str,
+        run_id: Option<&str>,
         mut known: Option<Versioned<Execution>>,
+        logs: &[LogEntry],
         f: F,
     ) -> Result<Mutated, EngineError>
     where
@@ -49,7 +65,7 @@ impl Engine {
                 Some(change) => change,
             };
             let transition = Transition::new(change, &exec, now);
-            match self.store.update(&exec, version, transition.history.as_ref()).await {
+            match self.store.update(&exec, version, transition.history.as_ref(), logs).await {
                 Ok(_) => {
                     self.act(&exec, &transition, now);
                     return Ok(Mutated { exec, change: Some(transition.change) });

@@ -7,20 +7,30 @@ use super::mutate::not_found;
 use super::operations::{check_ids, check_name};
 use super::{Description, Engine, EngineError, EventKind};
 use crate::activity::Execution;
-use crate::store::{ListFilter, QueueStats, Versioned};
+use crate::store::{ListFilter, LogPage, QueueStats, Versioned};
 
 impl Engine {
+    /// The execution (the latest run, or the given one).
+    pub async fn execution(&self, activity_id: &str, run_id: Option<&str>) -> Result<Execution, EngineError> {
+        Ok(self.get(activity_id, run_id).await?.value)
+    }
+
     async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Versioned<Execution>, EngineError> {
         check_ids(activity_id, run_id)?;
         self.store.get(activity_id, run_id).await?.ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))
     }
 
-    /// The execution with its history and logs.
-    pub async fn describe(&self, activity_id: &str, run_id: Option<&str>) -> Result<Description, EngineError> {
+    /// The execution with its history and a page of its logs.
+    pub async fn describe(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+        logs: LogPage,
+    ) -> Result<Description, EngineError> {
         let v = self.get(activity_id, run_id).await?;
         let history = self.store.history(&v.value.run_id).await?;
-        let logs = self.store.logs(&v.value.run_id).await?;
-        Ok(Description { execution: v.value, history, logs })
+        let (logs, next_logs_page) = self.store.logs(&v.value.run_id, logs).await?;
+        Ok(Description { execution: v.value, history, logs, next_logs_page })
     }
 
     /// The execution once closed, waiting up to `wait` for it to close.

@@ -50,5 +50,8 @@ pub enum Target {
 pub struct Description {
     pub execution: Execution,
     pub history: Vec<HistoryEntry>,
+    /// A page of the logs, oldest first.
     pub logs: Vec<LogEntry>,
+    /// The token of the next page of logs, if there is one.
+    pub next_logs_page: Option<String>,
 }

@@ -30,10 +30,13 @@ pub(crate) struct ActivityHost {
 
 /// The structured log of an attempt went over its cap.
 #[derive(Debug, thiserror::Error)]
-#[error("the activity wrote more than {max} bytes of log records")]
+#[error("the activity wrote more than {max} bytes of log records (each counts at least 64 bytes)")]
 pub struct LogLimitExceeded {
     pub max: usize,
 }
+
+/// What a log record counts against the output cap at the least.
+const LOG_RECORD_COST: usize = 64;
 
 impl ActivityHost {
     fn emit(&self, event: AttemptEvent) {
@@ -86,7 +89,10 @@ impl context::Host for ActivityHost {
     }
 
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
-        self.log_bytes += message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        // Every record costs at least LOG_RECORD_COST, so a flood of empty
+        // records hits the cap too.
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        self.log_bytes += size.max(LOG_RECORD_COST);
         if self.log_bytes > self.max_log {
             return Err(LogLimitExceeded { max: self.max_log }.into());
         }

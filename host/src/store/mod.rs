@@ -102,6 +102,31 @@ impl ListFilter {
     }
 }
 
+/// Which log records of an execution to read: a page of `size`, from the
+/// start or after the page a token ended.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    pub token: Option<String>,
+    pub size: usize,
+}
+
+impl LogPage {
+    /// The token of the page after the record at `position`.
+    pub fn token_after(position: i64) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.to_le_bytes())
+    }
+
+    /// The position this page continues after (`None`: the first page).
+    pub fn after(&self) -> Result<Option<i64>, StoreError> {
+        use base64::Engine as _;
+        let Some(token) = &self.token else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok();
+        let position = bytes.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_le_bytes);
+        position.map(Some).ok_or_else(|| StoreError::BadPageToken("it is not a logs page token".into()))
+    }
+}
+
 /// Counts of one task queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -153,9 +178,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(outcomes.pop().expect("one outcome per start"))
     }
 
-    /// Replaces an execution if it is still at `version` and appends its
-    /// history entry, if any. Returns the new version.
-    async fn update(&self, exec: &Execution, version: u64, history: Option<&HistoryEntry>) -> Result<u64, StoreError>;
+    /// Replaces an execution if it is still at `version`, appends its
+    /// history entry, if any, and `logs`, all in one commit. Returns the
+    /// new version.
+    async fn update(
+        &self,
+        exec: &Execution,
+        version: u64,
+        history: Option<&HistoryEntry>,
+        logs: &[LogEntry],
+    ) -> Result<u64, StoreError>;
 
     /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
     /// only, when given), highest priority first, starting them for `worker`
@@ -188,7 +220,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError>;
 
-    async fn logs(&self, run_id: &str) -> Result<Vec<LogEntry>, StoreError>;
+    /// A page of the run's log records, oldest first, and the next page's token.
+    async fn logs(&self, run_id: &str, page: LogPage) -> Result<(Vec<LogEntry>, Option<String>), StoreError>;
 
     /// Started executions whose worker id starts with `prefix` (a host's own
     /// workers), for recovery after a restart.

@@ -197,10 +197,14 @@ pub async fn describe(
     c: &mut ActivityServiceClient<tonic::transport::Channel>,
     id: &str,
 ) -> pb::DescribeActivityResponse {
-    c.describe_activity(pb::DescribeActivityRequest { activity_id: id.into(), run_id: String::new() })
-        .await
-        .unwrap()
-        .into_inner()
+    c.describe_activity(pb::DescribeActivityRequest {
+        activity_id: id.into(),
+        logs_page_size: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
 }
 
 /// Polls until the execution has `status` (panics after ~10 s).

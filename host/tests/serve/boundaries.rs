@@ -112,7 +112,7 @@ async fn over_long_ids_and_bad_bytes_are_invalid_arguments_on_every_rpc() {
     let long = "x".repeat(10_000);
     let limit = "activity_id is 10000 bytes, over the limit of 256";
     let err = c
-        .describe_activity(pb::DescribeActivityRequest { activity_id: long.clone(), run_id: String::new() })
+        .describe_activity(pb::DescribeActivityRequest { activity_id: long.clone(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::InvalidArgument, limit));
@@ -178,4 +178,36 @@ async fn every_service_reports_its_health_and_probes_may_skip_the_token() {
     // Everything else still needs the token.
     let err = server.activities().await.list_activities(pb::ListActivitiesRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_output_lines_is_stored_bounded_and_read_in_pages() {
+    let (server, _dir) = Server::start("");
+    let mut c = server.activities().await;
+    c.start_activity(start_req("misbehaving", "lines", json!({"do": "lines", "count": 200_000}))).await.unwrap();
+    let e = result(&mut c, "lines", 30.0).await;
+    assert_eq!(decode(&e.result), json!({"lines": 200_000}));
+    let page = |token: String| pb::DescribeActivityRequest {
+        activity_id: "lines".into(),
+        logs_page_size: 1000,
+        logs_page_token: token,
+        ..Default::default()
+    };
+    let first = c.describe_activity(page(String::new())).await.unwrap().into_inner();
+    assert_eq!(first.logs.len(), 1000);
+    assert!(!first.next_logs_page_token.is_empty());
+    let rest = c.describe_activity(page(first.next_logs_page_token)).await.unwrap().into_inner();
+    let messages: Vec<&str> = rest.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["199000 more log records (0 bytes) were not kept: at most 1000 per attempt"]);
+    assert!(rest.next_logs_page_token.is_empty());
+
+    // The CLI shows the first page and says how to read on.
+    let out = server.cli(&["describe", "lines", "--logs", "10"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("… more: sluice describe lines --logs-page-token "), "{text}");
+    let err = c
+        .describe_activity(pb::DescribeActivityRequest { logs_page_token: "zz".into(), ..page(String::new()) })
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad page token: it is not a logs page token"));
 }

@@ -11,7 +11,6 @@ use super::super::client::{self, Connection, execution_json, payload_json, print
 use super::{RESULT_EXIT_CODES, parse_duration};
 use crate::api::convert::pb_duration;
 use crate::api::pb;
-use pb::activity_service_client::ActivityServiceClient;
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
@@ -24,12 +23,27 @@ pub struct IdArgs {
     pub conn: Connection,
 }
 
-pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
-    let mut c = ActivityServiceClient::new(a.conn.channel().await?);
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    pub id: IdArgs,
+    /// Log records to show (1-1000), oldest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub logs: u32,
+    /// Show the logs that follow a previous describe's (it prints the token).
+    #[arg(long)]
+    pub logs_page_token: Option<String>,
+}
+
+pub async fn describe(a: DescribeArgs) -> anyhow::Result<Exit> {
+    let DescribeArgs { id: a, logs: logs_page_size, logs_page_token } = a;
+    let mut c = client::activities(a.conn.channel().await?);
     let d = c
         .describe_activity(pb::DescribeActivityRequest {
-            activity_id: a.activity_id,
+            activity_id: a.activity_id.clone(),
             run_id: a.run.unwrap_or_default(),
+            logs_page_size,
+            logs_page_token: logs_page_token.unwrap_or_default(),
         })
         .await
         .map_err(rpc_error)?
@@ -47,6 +61,7 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
             .iter()
             .map(|l| json!({"time": client::time(&l.time), "attempt": l.attempt, "level": l.level, "message": l.message, "fields": l.fields}))
             .collect();
+        v["next_logs_page_token"] = json!(Some(&d.next_logs_page_token).filter(|t| !t.is_empty()));
         print_json(&v);
         return Ok(Exit::Completed);
     }
@@ -107,6 +122,9 @@ pub async fn describe(a: IdArgs) -> anyhow::Result<Exit> {
             let fields: String = l.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
             println!("  [{}] {:<6} {}{}", l.attempt, l.level, l.message, fields);
         }
+        if !d.next_logs_page_token.is_empty() {
+            println!("  … more: sluice describe {} --logs-page-token {}", a.activity_id, d.next_logs_page_token);
+        }
     }
     Ok(Exit::Completed)
 }
@@ -136,12 +154,12 @@ pub struct ResultArgs {
 }
 
 pub async fn result(a: ResultArgs) -> anyhow::Result<Exit> {
-    let mut c = ActivityServiceClient::new(a.conn.channel().await?);
+    let mut c = client::activities(a.conn.channel().await?);
     fetch_result(&mut c, &a.activity_id, a.run.as_deref().unwrap_or(""), a.wait, a.conn.json).await
 }
 
 pub(super) async fn fetch_result(
-    c: &mut ActivityServiceClient<client::Chan>,
+    c: &mut crate::api::pb::activity_service_client::ActivityServiceClient<client::Chan>,
     activity_id: &str,
     run_id: &str,
     wait: Duration,
@@ -187,7 +205,7 @@ pub(super) async fn fetch_result(
 
 pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
     use pb::watch_activity_event::Event;
-    let mut c = ActivityServiceClient::new(a.conn.channel().await?);
+    let mut c = client::activities(a.conn.channel().await?);
     let mut stream = c
         .watch_activity(pb::WatchActivityRequest {
             activity_id: a.activity_id.clone(),
@@ -291,7 +309,7 @@ pub struct ListArgs {
 }
 
 pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
-    let mut c = ActivityServiceClient::new(a.conn.channel().await?);
+    let mut c = client::activities(a.conn.channel().await?);
     let status = match a.status.as_deref() {
         None => pb::ActivityStatus::Unspecified,
         Some(s) => match crate::activity::Status::parse(s) {
@@ -335,7 +353,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn cancel(a: IdArgs) -> anyhow::Result<Exit> {
-    let mut c = ActivityServiceClient::new(a.conn.channel().await?);
+    let mut c = client::activities(a.conn.channel().await?);
     let r = c
         .request_cancel_activity(pb::RequestCancelActivityRequest {
             activity_id: a.activity_id.clone(),
@@ -368,7 +386,7 @@ pub struct TerminateArgs {
 }
 
 pub async fn terminate(a: TerminateArgs) -> anyhow::Result<Exit> {
-    let mut c = ActivityServiceClient::new(a.id.conn.channel().await?);
+    let mut c = client::activities(a.id.conn.channel().await?);
     c.terminate_activity(pb::TerminateActivityRequest {
         activity_id: a.id.activity_id.clone(),
         run_id: a.id.run.unwrap_or_default(),

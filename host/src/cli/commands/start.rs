@@ -11,7 +11,6 @@ use super::activity::fetch_result;
 use super::{RESULT_EXIT_CODES, parse_duration};
 use crate::api::convert::pb_duration;
 use crate::api::pb;
-use pb::activity_service_client::ActivityServiceClient;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum IfRunning {
@@ -78,7 +77,7 @@ pub struct StartArgs {
 
 pub async fn start(a: StartArgs) -> anyhow::Result<Exit> {
     let channel = a.conn.channel().await?;
-    let mut c = ActivityServiceClient::new(channel.clone());
+    let mut c = super::super::client::activities(channel.clone());
     let retry = (a.max_attempts.is_some() || a.retry_initial_interval.is_some()).then(|| pb::RetryPolicy {
         initial_interval: a.retry_initial_interval.map(pb_duration),
         maximum_attempts: a.max_attempts,

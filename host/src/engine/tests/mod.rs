@@ -82,6 +82,12 @@ impl Scripted {
         self.call.control.cancel_requested()
     }
 
+    /// Logs like a guest.
+    fn log(&self, message: &str) {
+        let level = crate::sandbox::LogLevel::Info;
+        let _ = self.call.events.send(AttemptEvent::Log { level, message: message.into(), fields: vec![] });
+    }
+
     /// Why the engine interrupted this attempt, if it did.
     fn interrupted(&self) -> Option<InterruptReason> {
         self.call.control.interrupted()

@@ -9,6 +9,7 @@ use super::*;
 use crate::activity::{HistoryKind::*, TimeoutType};
 use crate::engine::Clock;
 use crate::engine::Target;
+use crate::store::LogPage;
 
 const MS: Duration = Duration::from_millis(1);
 const S: Duration = Duration::from_secs(1);
@@ -217,4 +218,25 @@ async fn recovery_retries_the_attempts_this_host_ran_and_keeps_pending_ones_wait
     let target = Target::Id { activity_id: "pending".into(), run_id: None };
     h.engine.complete(&target, Payload::json(&"late")).await.unwrap();
     assert_eq!(h.exec("pending").await.status, Status::Completed);
+}
+
+#[tokio::test]
+async fn an_attempts_logs_are_committed_with_its_outcome_and_bounded() {
+    let mut h = Harness::new("").await;
+    h.start("l", input(), |_| {}).await;
+    let a = h.next_attempt().await;
+    for i in 0..5000 {
+        a.log(&format!("line {i}"));
+    }
+    a.complete(json!("ok"));
+    h.transition("l", Closed(Status::Completed)).await;
+    // Committed with the outcome: there as soon as the transition is.
+    let run = h.exec("l").await.run_id;
+    let (logs, next) = h.store.logs(&run, LogPage { token: None, size: 1000 }).await.unwrap();
+    assert_eq!((logs.len(), logs[999].message.as_str()), (1000, "line 999"));
+    // Read in pages: the rest follows the first page's token.
+    let (rest, end) = h.store.logs(&run, LogPage { token: next, size: 1000 }).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].message, "4000 more log records (36000 bytes) were not kept: at most 1000 per attempt");
+    assert_eq!(end, None);
 }

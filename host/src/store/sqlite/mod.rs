@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::{self, Fixed};
-use super::{Committed, ListFilter, LogEntry, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned};
+use super::{
+    Committed, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned,
+};
 use crate::activity::{Admission, Change, Execution, HistoryEntry, Millis, Status, Transition, admit};
 use writer::Writer;
 
@@ -194,6 +196,25 @@ fn encoded_history(h: Option<&HistoryEntry>) -> Result<Option<String>, StoreErro
     Ok(h.map(serde_json::to_string).transpose()?)
 }
 
+/// Log records with their fields encoded, off the writer thread.
+fn encoded_logs(logs: &[LogEntry]) -> Result<Vec<(LogEntry, String)>, StoreError> {
+    logs.iter().map(|l| Ok((l.clone(), serde_json::to_string(&l.fields)?))).collect()
+}
+
+fn insert_logs(conn: &Connection, run_id: &str, logs: &[(LogEntry, String)]) -> Result<(), StoreError> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO logs (exec_seq, at, attempt, level, message, fields)
+         SELECT seq, ?2, ?3, ?4, ?5, ?6 FROM executions WHERE run_id = ?1",
+    )?;
+    for (l, fields) in logs {
+        stmt.execute(params![run_id, l.at as i64, l.attempt, l.level, l.message, fields])?;
+    }
+    Ok(())
+}
+
 /// `AND activity_type IN (...)` for an optional type filter, with its params
 /// numbered from `first`.
 fn types_clause(types: &Option<Vec<String>>, first: usize) -> String {
@@ -246,10 +267,24 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update(&self, exec: &Execution, version: u64, history: Option<&HistoryEntry>) -> Result<u64, StoreError> {
+    async fn update(
+        &self,
+        exec: &Execution,
+        version: u64,
+        history: Option<&HistoryEntry>,
+        logs: &[LogEntry],
+    ) -> Result<u64, StoreError> {
         let row = Row::new(exec)?;
         let history = encoded_history(history)?;
-        self.writer.exec(move |conn| write(conn, &row, version, history.as_deref())).await
+        let logs = encoded_logs(logs)?;
+        self.writer
+            .exec(move |conn| {
+                // The version check comes first: a conflict writes nothing.
+                let version = write(conn, &row, version, history.as_deref())?;
+                insert_logs(conn, &row.run_id, &logs)?;
+                Ok(version)
+            })
+            .await
     }
 
     async fn claim(
@@ -410,49 +445,43 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let run_id = run_id.to_string();
-        self.writer
-            .exec(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "INSERT INTO logs (exec_seq, at, attempt, level, message, fields)
-                     SELECT seq, ?2, ?3, ?4, ?5, ?6 FROM executions WHERE run_id = ?1",
-                )?;
-                for l in &logs {
-                    stmt.execute(params![
-                        run_id,
-                        l.at as i64,
-                        l.attempt,
-                        l.level,
-                        l.message,
-                        serde_json::to_string(&l.fields)?
-                    ])?;
-                }
-                Ok(())
-            })
-            .await
+        let logs = encoded_logs(&logs)?;
+        self.writer.exec(move |conn| insert_logs(conn, &run_id, &logs)).await
     }
 
-    async fn logs(&self, run_id: &str) -> Result<Vec<LogEntry>, StoreError> {
+    async fn logs(&self, run_id: &str, page: LogPage) -> Result<(Vec<LogEntry>, Option<String>), StoreError> {
         let run_id = run_id.to_string();
+        let after = page.after()?.unwrap_or(0);
+        let size = page.size.max(1);
         self.writer
             .exec(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT at, attempt, level, message, fields FROM logs
-                     WHERE exec_seq = (SELECT seq FROM executions WHERE run_id = ?1) ORDER BY rowid",
+                    "SELECT at, attempt, level, message, fields, rowid FROM logs
+                     WHERE exec_seq = (SELECT seq FROM executions WHERE run_id = ?1) AND rowid > ?2
+                     ORDER BY rowid LIMIT ?3",
                 )?;
-                let rows = stmt.query_map([&run_id], |r| {
+                let rows = stmt.query_map(params![run_id, after, size as i64 + 1], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, u32>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
                     ))
                 })?;
-                rows.map(|r| {
-                    let (at, attempt, level, message, fields) = r?;
-                    Ok(LogEntry { at: at as Millis, attempt, level, message, fields: serde_json::from_str(&fields)? })
-                })
-                .collect()
+                let mut entries = Vec::new();
+                let mut last = None;
+                for row in rows {
+                    let (at, attempt, level, message, fields, rowid) = row?;
+                    if entries.len() == size {
+                        return Ok((entries, last.map(LogPage::token_after)));
+                    }
+                    last = Some(rowid);
+                    let fields = serde_json::from_str(&fields)?;
+                    entries.push(LogEntry { at: at as Millis, attempt, level, message, fields });
+                }
+                Ok((entries, None))
             })
             .await
     }

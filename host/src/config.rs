@@ -101,11 +101,19 @@ pub struct SandboxSection {
     pub cache_dir: Option<PathBuf>,
     /// Largest component file accepted.
     pub max_component_size: ByteSize,
+    /// Threads that run guests (0: one per core). They run apart from the
+    /// control plane (API, dispatch, timers, store), at a lower OS priority.
+    pub guest_threads: usize,
 }
 
 impl Default for SandboxSection {
     fn default() -> Self {
-        SandboxSection { pool_instances: 1000, cache_dir: None, max_component_size: ByteSize::mib(256) }
+        SandboxSection {
+            pool_instances: 1000,
+            cache_dir: None,
+            max_component_size: ByteSize::mib(256),
+            guest_threads: 0,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::config::{ActivityConfig, Config};
 use crate::payload::Payload;
 use crate::sandbox::{
     ActivityInfo, Allocation, AttemptControl, AttemptEvent, AttemptReport, AttemptRequest, ComponentCache, Grants,
-    LoadedComponent, Sandbox, SandboxConfig, WarmPool,
+    GuestThreads, LoadedComponent, Sandbox, SandboxConfig, WarmPool,
 };
 
 /// One attempt to run, as the engine hands it over.
@@ -51,6 +51,8 @@ const DEFAULT_WARM_IDLE: usize = 16;
 pub struct WasmRunner {
     /// Owns the engines the loaded components run on.
     _sandbox: Sandbox,
+    /// Where guests run, apart from the control plane.
+    threads: Arc<GuestThreads>,
     types: HashMap<String, WasmType>,
     max_payload: usize,
 }
@@ -91,7 +93,8 @@ impl WasmRunner {
                 a.reuse_instances.then(|| Arc::new(WarmPool::new(a.slots.map_or(DEFAULT_WARM_IDLE, |s| s as usize))));
             types.insert(name.clone(), WasmType { config: a.clone(), grants, component, warm });
         }
-        Ok(WasmRunner { _sandbox: sandbox, types, max_payload: config.server.max_payload.as_u64() as usize })
+        let threads = Arc::new(GuestThreads::new(config.sandbox.guest_threads)?);
+        Ok(WasmRunner { _sandbox: sandbox, threads, types, max_payload: config.server.max_payload.as_u64() as usize })
     }
 }
 
@@ -113,7 +116,12 @@ impl AttemptRunner for WasmRunner {
             warm: ty.warm.clone(),
         };
         let component = ty.component.clone();
-        Box::pin(async move { component.run(req).await })
+        let threads = self.threads.clone();
+        Box::pin(async move {
+            let last_heartbeat = req.last_heartbeat.clone();
+            let report = threads.run(async move { component.run(req).await }).await;
+            report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), last_heartbeat))
+        })
     }
 
     fn component(&self, activity_type: &str) -> Option<(String, String)> {

@@ -18,6 +18,7 @@ mod load;
 mod report;
 mod runtime;
 mod state;
+mod threads;
 mod warm;
 mod wasi;
 
@@ -38,6 +39,7 @@ pub use limits::{DEFAULT_MAX_OUTPUT, DEFAULT_MEMORY, Limits};
 pub use load::{DEFAULT_MAX_COMPONENT_SIZE, LoadError};
 pub use report::{ApplicationError, AttemptOutcome, AttemptReport, FailureKind, Output, SandboxFailure};
 pub use runtime::{Allocation, EPOCH_TICK};
+pub use threads::GuestThreads;
 pub use warm::WarmPool;
 pub use wasi::{DirGrant, Grants};
 

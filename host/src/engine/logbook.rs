@@ -1,13 +1,17 @@
 //! The log records of one attempt: guest log calls, lines of its stdout and
 //! stderr, refused capabilities. Bounded in records and in bytes per
-//! record, whatever the guest does: past the cap, records are counted and
-//! summed up in one closing record instead of being kept.
+//! record, whatever the guest does: past a cap, records are counted and
+//! summed up in a closing record instead of being kept. Output has a
+//! smaller cap than log calls: a guest that floods stdout must not flood
+//! the store (each record is a row).
 
 use crate::activity::Millis;
 use crate::store::LogEntry;
 
 /// Records kept per attempt.
 pub const MAX_RECORDS: usize = 1000;
+/// Lines kept per output stream (stdout, stderr) and attempt.
+pub const MAX_OUTPUT_LINES: usize = 100;
 /// Longest message kept in one record; longer ones are cut.
 pub const MAX_MESSAGE: usize = 4096;
 
@@ -38,10 +42,28 @@ impl LogBook {
         self.entries.push(LogEntry { at, attempt: self.attempt, level: level.into(), message, fields });
     }
 
-    /// Each line of a captured stream, as records of level `level`.
+    /// The first lines of a captured stream, as records of level `level`;
+    /// the rest counted in one record.
     pub fn push_lines(&mut self, at: Millis, level: &str, bytes: &[u8]) {
-        for line in String::from_utf8_lossy(bytes).lines() {
-            self.push(at, level, line.to_string(), Vec::new());
+        if bytes.is_empty() {
+            return;
+        }
+        // A final newline ends the last line; it does not start another.
+        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let mut lines = text.split(|b| *b == b'\n');
+        for line in lines.by_ref().take(MAX_OUTPUT_LINES) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.push(at, level, String::from_utf8_lossy(line).into_owned(), Vec::new());
+        }
+        let (mut more, mut more_bytes) = (0usize, 0usize);
+        for line in lines {
+            more += 1;
+            more_bytes += line.len();
+        }
+        if more > 0 {
+            let message =
+                format!("{more} more {level} lines ({more_bytes} bytes) were not kept: at most {MAX_OUTPUT_LINES}");
+            self.push(at, "warn", message, Vec::new());
         }
     }
 
@@ -63,15 +85,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_flood_is_kept_up_to_the_cap_and_counted() {
+    fn a_flood_of_log_records_is_kept_up_to_the_cap_and_counted() {
         let mut book = LogBook::new(2);
-        book.push_lines(5, "stdout", "\n".repeat(1_000_000).as_bytes());
-        book.push(6, "info", "late".into(), vec![]);
+        for i in 0..1500 {
+            book.push(5, "info", format!("{i}"), vec![]);
+        }
         let entries = book.finish(7);
         assert_eq!(entries.len(), MAX_RECORDS + 1);
         let last = entries.last().unwrap();
         assert_eq!((last.level.as_str(), last.attempt), ("warn", 2));
-        assert_eq!(last.message, "999001 more log records (4 bytes) were not kept: at most 1000 per attempt");
+        assert_eq!(last.message, "500 more log records (2000 bytes) were not kept: at most 1000 per attempt");
+    }
+
+    #[test]
+    fn output_keeps_its_first_lines_and_counts_the_rest() {
+        let mut book = LogBook::new(1);
+        book.push_lines(5, "stdout", "\n".repeat(1_000_000).as_bytes());
+        book.push_lines(5, "stderr", b"one\r\ntwo\n");
+        book.push_lines(5, "stderr", b"no newline");
+        let entries = book.finish(7);
+        let messages: Vec<&str> = entries.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages.len(), MAX_OUTPUT_LINES + 4);
+        assert!(messages[..MAX_OUTPUT_LINES].iter().all(|m| m.is_empty()));
+        assert_eq!(
+            messages[MAX_OUTPUT_LINES..],
+            ["999900 more stdout lines (0 bytes) were not kept: at most 100", "one", "two", "no newline"]
+        );
     }
 
     #[test]

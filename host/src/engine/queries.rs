@@ -20,17 +20,20 @@ impl Engine {
         self.store.get(activity_id, run_id).await?.ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))
     }
 
-    /// The execution with its history and a page of its logs.
+    /// The execution with its history and a page of its logs (one read).
     pub async fn describe(
         &self,
         activity_id: &str,
         run_id: Option<&str>,
         logs: LogPage,
     ) -> Result<Description, EngineError> {
-        let v = self.get(activity_id, run_id).await?;
-        let history = self.store.history(&v.value.run_id).await?;
-        let (logs, next_logs_page) = self.store.logs(&v.value.run_id, logs).await?;
-        Ok(Description { execution: v.value, history, logs, next_logs_page })
+        check_ids(activity_id, run_id)?;
+        let d = self
+            .store
+            .describe(activity_id, run_id, logs)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))?;
+        Ok(Description { execution: d.exec.value, history: d.history, logs: d.logs, next_logs_page: d.next_logs })
     }
 
     /// The execution once closed, waiting up to `wait` for it to close.

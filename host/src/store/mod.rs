@@ -127,6 +127,16 @@ impl LogPage {
     }
 }
 
+/// An execution with its history and a page of its logs, read at once.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub exec: Versioned<Execution>,
+    pub history: Vec<HistoryEntry>,
+    pub logs: Vec<LogEntry>,
+    /// The token of the next page of logs, if there is one.
+    pub next_logs: Option<String>,
+}
+
 /// Counts of one task queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -225,6 +235,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Started executions whose worker id starts with `prefix` (a host's own
     /// workers), for recovery after a restart.
+    /// The execution (given run, or latest run of the id) with its history
+    /// and a page of its logs, in one consistent read.
+    async fn describe(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+        logs: LogPage,
+    ) -> Result<Option<Described>, StoreError>;
+
     async fn started_by(&self, prefix: &str) -> Result<Vec<Versioned<Execution>>, StoreError>;
 
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError>;

@@ -111,6 +111,11 @@ impl Server {
         Server { child, addr: format!("http://{addr}"), dir: dir.to_path_buf(), log }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, all access through the
 //! group-commit writer thread.
 
+mod read;
 mod schema;
 mod writer;
 
@@ -11,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::{self, Fixed};
 use super::{
-    Committed, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store, StoreError, Versioned,
+    Committed, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store, StoreError,
+    Versioned,
 };
 use crate::activity::{Admission, Change, Execution, HistoryEntry, Millis, Status, Transition, admit};
 use writer::Writer;
@@ -365,21 +367,7 @@ impl Store for SqliteStore {
     async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Option<Versioned<Execution>>, StoreError> {
         let activity_id = activity_id.to_string();
         let run_id = run_id.map(str::to_string);
-        self.writer
-            .exec(move |conn| {
-                let found = match run_id {
-                    Some(run) => conn
-                        .prepare_cached(&format!("{SELECT} WHERE run_id = ?1 AND activity_id = ?2"))?
-                        .query_row([&run, &activity_id], row_exec)
-                        .optional()?,
-                    None => conn
-                        .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
-                        .query_row([&activity_id], row_exec)
-                        .optional()?,
-                };
-                found.map(decode).transpose()
-            })
-            .await
+        self.writer.exec(move |conn| read::get(conn, &activity_id, run_id.as_deref())).await
     }
 
     async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError> {
@@ -426,18 +414,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let run_id = run_id.to_string();
-        self.writer
-            .exec(move |conn| {
-                let text: Option<String> = conn
-                    .prepare_cached("SELECT history FROM executions WHERE run_id = ?1")?
-                    .query_row([&run_id], |r| r.get(0))
-                    .optional()?;
-                Ok(match text {
-                    Some(t) => serde_json::from_str(&t)?,
-                    None => Vec::new(),
-                })
-            })
-            .await
+        self.writer.exec(move |conn| read::history(conn, &run_id)).await
     }
 
     async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError> {
@@ -452,36 +429,24 @@ impl Store for SqliteStore {
     async fn logs(&self, run_id: &str, page: LogPage) -> Result<(Vec<LogEntry>, Option<String>), StoreError> {
         let run_id = run_id.to_string();
         let after = page.after()?.unwrap_or(0);
-        let size = page.size.max(1);
+        self.writer.exec(move |conn| read::logs(conn, &run_id, after, page.size.max(1))).await
+    }
+
+    async fn describe(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+        logs: LogPage,
+    ) -> Result<Option<Described>, StoreError> {
+        let activity_id = activity_id.to_string();
+        let run_id = run_id.map(str::to_string);
+        let after = logs.after()?.unwrap_or(0);
         self.writer
             .exec(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT at, attempt, level, message, fields, rowid FROM logs
-                     WHERE exec_seq = (SELECT seq FROM executions WHERE run_id = ?1) AND rowid > ?2
-                     ORDER BY rowid LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![run_id, after, size as i64 + 1], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, u32>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                })?;
-                let mut entries = Vec::new();
-                let mut last = None;
-                for row in rows {
-                    let (at, attempt, level, message, fields, rowid) = row?;
-                    if entries.len() == size {
-                        return Ok((entries, last.map(LogPage::token_after)));
-                    }
-                    last = Some(rowid);
-                    let fields = serde_json::from_str(&fields)?;
-                    entries.push(LogEntry { at: at as Millis, attempt, level, message, fields });
-                }
-                Ok((entries, None))
+                let Some(exec) = read::get(conn, &activity_id, run_id.as_deref())? else { return Ok(None) };
+                let history = read::history(conn, &exec.value.run_id)?;
+                let (logs, next_logs) = read::logs(conn, &exec.value.run_id, after, logs.size.max(1))?;
+                Ok(Some(Described { exec, history, logs, next_logs }))
             })
             .await
     }

@@ -13,7 +13,6 @@
 //! control-plane p99 ≤ 10 ms throughout.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod test_common;
 
 use std::sync::Arc;

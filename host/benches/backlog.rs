@@ -37,13 +37,7 @@ fn config(dir: &Path, paused: bool) -> Config {
 
 /// Resident set size of this process, in MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    common::rss_mib("self")
 }
 
 struct Drain {

@@ -12,6 +12,7 @@
 //! not CPU-bound; the CPU-bound kind no worse than the outside burner;
 //! control-plane p99 ≤ 10 ms throughout.
 
+mod common;
 #[path = "../tests/common/mod.rs"]
 mod test_common;
 
@@ -167,13 +168,7 @@ fn p99(mut v: Vec<f64>) -> f64 {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    common::rss_mib(&pid.to_string())
 }
 
 /// One phase: the good load for `length`, plus `hostile` activities or an

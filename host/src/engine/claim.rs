@@ -48,10 +48,8 @@ impl Engine {
             }
         }
         drop(guard);
-        let next = match nothing_eligible {
-            true => None,
-            false => self.store.next_dispatch(want.queue, want.types.clone()).await?,
-        };
+        let next =
+            if nothing_eligible { None } else { self.store.next_dispatch(want.queue, want.types.clone()).await? };
         let idle_until = self.clock.now().saturating_add(MAX_IDLE.as_millis() as u64);
         let until = next.map_or(idle_until, |t| t.min(idle_until));
         tokio::select! {

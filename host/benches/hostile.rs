@@ -28,6 +28,10 @@ use tonic::transport::Channel;
 
 /// Good activities in flight.
 const GOOD_IN_FLIGHT: usize = 16;
+/// A core's worth of busy loop.
+const CPU_BURNER: &str = "while :; do :; done";
+/// A core's worth of allocating and writing 64 MiB, as the memory bomb does.
+const MEMORY_BURNER: &str = "exec python3 -c 'while True: b = bytes([1]) * (64 << 20)'";
 /// How often a hostile activity starts (kinds that are not CPU-bound).
 const HOSTILE_EVERY: Duration = Duration::from_millis(100);
 
@@ -39,7 +43,10 @@ const HOSTILE_EVERY: Duration = Duration::from_millis(100);
 struct Kind {
     name: &'static str,
     input: Value,
-    cpu_bound: bool,
+    /// The outside process that does the same kind of work, for CPU-bound
+    /// kinds: a busy shell loop, or (for the memory bomb) a loop that
+    /// allocates and writes 64 MiB.
+    burner: Option<&'static str>,
     cancel: bool,
     expect: fn(&pb::ActivityExecution) -> bool,
 }
@@ -53,42 +60,42 @@ fn kinds() -> Vec<Kind> {
         Kind {
             name: "tight loop",
             input: json!({"do": "loop"}),
-            cpu_bound: true,
+            burner: Some(CPU_BURNER),
             cancel: false,
             expect: |e| e.status == pb::ActivityStatus::TimedOut as i32 && e.timeout_type == "start-to-close",
         },
         Kind {
             name: "memory bomb",
             input: json!({"do": "memory", "mib": 4096}),
-            cpu_bound: true,
+            burner: Some(MEMORY_BURNER),
             cancel: false,
             expect: |e| failed_as(e, "OutOfMemory"),
         },
         Kind {
             name: "stack overflow",
             input: json!({"do": "recurse"}),
-            cpu_bound: false,
+            burner: None,
             cancel: false,
             expect: |e| failed_as(e, "StackOverflow"),
         },
         Kind {
             name: "trap",
             input: json!({"do": "trap"}),
-            cpu_bound: false,
+            burner: None,
             cancel: false,
             expect: |e| failed_as(e, "Trap"),
         },
         Kind {
             name: "stdout flood",
             input: json!({"do": "flood"}),
-            cpu_bound: true,
+            burner: Some(CPU_BURNER),
             cancel: false,
             expect: |e| failed_as(e, "OutputLimit"),
         },
         Kind {
             name: "1M empty lines",
             input: json!({"do": "lines", "count": 1_000_000}),
-            cpu_bound: true,
+            burner: Some(CPU_BURNER),
             cancel: false,
             // A million host calls can take longer than the 2 s allowed.
             expect: |e| {
@@ -99,14 +106,14 @@ fn kinds() -> Vec<Kind> {
         Kind {
             name: "escape attempt",
             input: json!({"do": "read-file", "path": "/etc/passwd"}),
-            cpu_bound: false,
+            burner: None,
             cancel: false,
             expect: |e| e.status == pb::ActivityStatus::Completed as i32 && decode(&e.result).get("error").is_some(),
         },
         Kind {
             name: "ignores cancel",
             input: json!({"do": "ignore-cancel", "ms": 5}),
-            cpu_bound: false,
+            burner: None,
             cancel: true,
             expect: |e| e.status == pb::ActivityStatus::Cancelled as i32,
         },
@@ -173,7 +180,7 @@ fn rss_mib(pid: u32) -> f64 {
 
 /// One phase: the good load for `length`, plus `hostile` activities or an
 /// outside `burner` process.
-async fn phase(server: &Server, pid: u32, length: Duration, hostile: Option<&Kind>, burner: bool) -> Phase {
+async fn phase(server: &Server, pid: u32, length: Duration, hostile: Option<&Kind>, burner: Option<&str>) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -196,7 +203,7 @@ async fn phase(server: &Server, pid: u32, length: Duration, hostile: Option<&Kin
     if let Some(kind) = hostile {
         let c = server.activities().await;
         let (stop, n, bad) = (stop.clone(), hostile_done.clone(), misclassified.clone());
-        let (input, cancel, expect, cpu_bound) = (kind.input.clone(), kind.cancel, kind.expect, kind.cpu_bound);
+        let (input, cancel, expect, cpu_bound) = (kind.input.clone(), kind.cancel, kind.expect, kind.burner.is_some());
         tasks.push(tokio::spawn(async move {
             let mut running = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -237,9 +244,8 @@ async fn phase(server: &Server, pid: u32, length: Duration, hostile: Option<&Kin
             }
         }));
     }
-    let mut burn = burner.then(|| {
-        std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("a burner process")
-    });
+    let mut burn =
+        burner.map(|script| std::process::Command::new("sh").args(["-c", script]).spawn().expect("a burner process"));
     // Control-plane probe: a describe and a start every 10 ms.
     let latencies = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     {
@@ -302,7 +308,7 @@ fn main() {
         let server = Server::start_in(dir.path());
         let pid = server.pid();
         // Warm up: compile, fill caches.
-        phase(&server, pid, Duration::from_millis(1000), None, false).await;
+        phase(&server, pid, Duration::from_millis(1000), None, None).await;
 
         println!(
             "good throughput beside hostile guests ({} ms phases, clean phases before and after each)",
@@ -315,10 +321,13 @@ fn main() {
         let mut worst_p99: f64 = 0.0;
         let mut peak: f64 = 0.0;
         for kind in kinds() {
-            let before = phase(&server, pid, length, None, false).await;
-            let with = phase(&server, pid, length, Some(&kind), false).await;
-            let burner = if kind.cpu_bound { Some(phase(&server, pid, length, None, true).await) } else { None };
-            let after = phase(&server, pid, length, None, false).await;
+            let before = phase(&server, pid, length, None, None).await;
+            let with = phase(&server, pid, length, Some(&kind), None).await;
+            let burner = match kind.burner {
+                Some(script) => Some(phase(&server, pid, length, None, Some(script)).await),
+                None => None,
+            };
+            let after = phase(&server, pid, length, None, None).await;
             let clean = (before.good_per_sec + after.good_per_sec) / 2.0;
             let ratio = with.good_per_sec / clean;
             let (burner_rate, burner_ratio) = match &burner {

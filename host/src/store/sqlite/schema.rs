@@ -74,16 +74,22 @@ fn split_fixed_from_state(conn: &Connection) -> Result<(), String> {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| e.to_string())?;
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
     };
+    // Dispatch times and deadlines are recomputed too: earlier builds could
+    // store overflowed (negative) ones.
     let mut update = conn
-        .prepare("UPDATE executions SET options = ?1, input_encoding = ?2, input = ?3, state = ?4 WHERE seq = ?5")
+        .prepare(
+            "UPDATE executions SET options = ?1, input_encoding = ?2, input = ?3, state = ?4, dispatch_at = ?5,
+                deadline_at = ?6 WHERE seq = ?7",
+        )
         .map_err(|e| e.to_string())?;
     for (seq, state) in rows {
         let e: crate::activity::Execution =
             serde_json::from_str(&state).map_err(|e| format!("execution {seq}: {e}"))?;
         let split = (record::options_json(&e), record::state_json(&e));
         let (Ok(options), Ok(state)) = split else { return Err(format!("execution {seq} cannot be encoded")) };
+        let (dispatch_at, deadline_at) = (e.dispatchable_at().map(|t| t as i64), e.next_deadline().map(|t| t as i64));
         update
-            .execute(rusqlite::params![options, e.input.encoding, e.input.data, state, seq])
+            .execute(rusqlite::params![options, e.input.encoding, e.input.data, state, dispatch_at, deadline_at, seq])
             .map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -176,8 +182,8 @@ mod tests {
         // Version 1 kept the whole execution, input included, in `state`.
         conn.execute(
             "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority, request_id,
-                version, state)
-             VALUES ('r', 'a', 't', 'q', 'started', 2, 'req', 4, ?1)",
+                version, state, deadline_at)
+             VALUES ('r', 'a', 't', 'q', 'started', 2, 'req', 4, ?1, -1)",
             [serde_json::to_string(&e).unwrap()],
         )
         .unwrap();
@@ -187,6 +193,8 @@ mod tests {
         let read = super::super::decode(raw.unwrap()).unwrap();
         assert_eq!((read.value.clone(), read.version), (e, 4));
         assert_eq!(read.value.status, Status::Started);
+        let deadline: i64 = conn.query_row("SELECT deadline_at FROM executions", [], |r| r.get(0)).unwrap();
+        assert_eq!(deadline, 11_000, "an overflowed deadline is recomputed: started at 2 s + 9 s");
         let state: String = conn.query_row("SELECT state FROM executions", [], |r| r.get(0)).unwrap();
         assert!(!state.contains("input") && state.len() < 200, "the input is no longer in the state: {state}");
     }

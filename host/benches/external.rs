@@ -1,0 +1,244 @@
+//! The number users see: the real `sluice serve` in its own process, this
+//! process a gRPC client of it, the no-op guest, every execution durable.
+//!
+//! - fire: N starts with C in flight on K connections, then wait until all
+//!   N are closed; throughput = N / (first start → last close).
+//! - latency: one activity at a time on an idle host, start → result
+//!   (long-poll), p50 / p99.
+//! - mixed: C clients each start an activity and long-poll its result.
+//!
+//! Each mode prints throughput or latencies, the server's CPU per activity
+//! and the client's (from /proc and getrusage), and the server's peak RSS.
+//!
+//!     cargo bench -p sluice --bench external
+//!     SLUICE_BENCH_N=100000 SLUICE_BENCH_C=256 SLUICE_BENCH_K=1 cargo bench -p sluice --bench external -- fire
+
+mod common;
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice::api::pb;
+use test_common::server::{Server, start_req};
+use tonic::transport::Channel;
+
+type Activities = pb::activity_service_client::ActivityServiceClient<Channel>;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn config() -> String {
+    format!(
+        "[store]\npath = \"sluice.db\"\n[sandbox]\npool_instances = 512\ncache_dir = \"{}\"\n\
+         [queues.default]\nslots = 256\n\
+         [activities.noop]\ncomponent = \"{}\"\nstart_to_close_timeout = \"60s\"\n",
+        test_common::cache_dir().display(),
+        sluice_test_programs::NOOP
+    )
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Peak resident set of a process, in MiB.
+fn peak_rss_mib(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// CPU per activity of the server and of this client over a measurement.
+struct Cpu {
+    server: String,
+    at: (f64, f64),
+}
+
+impl Cpu {
+    fn start(server: &Server) -> Cpu {
+        let server = server.pid().to_string();
+        let at = (cpu_secs(&server), cpu_secs("self"));
+        Cpu { server, at }
+    }
+
+    fn report(&self, activities: usize) {
+        let per = |now: f64, then: f64| (now - then) / activities as f64 * 1e3;
+        let server = per(cpu_secs(&self.server), self.at.0);
+        let client = per(cpu_secs("self"), self.at.1);
+        println!(
+            "  CPU per activity: server {server:.3} ms + client {client:.3} ms = {:.3} ms; server peak RSS {:.0} MiB",
+            server + client,
+            peak_rss_mib(&self.server)
+        );
+    }
+}
+
+async fn connect(server: &Server, k: usize) -> Vec<Activities> {
+    let mut out = Vec::new();
+    for _ in 0..k {
+        let channel = Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
+        out.push(pb::activity_service_client::ActivityServiceClient::new(channel));
+    }
+    out
+}
+
+/// Waits until the queue has nothing waiting or running.
+async fn drained(server: &Server) {
+    let channel = Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
+    let mut ops = pb::operator_service_client::OperatorServiceClient::new(channel);
+    loop {
+        let q = ops
+            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if q.backlog == 0 && q.running == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn fire(server: &Server, n: usize, c: usize, k: usize) {
+    let clients = connect(server, k).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu = Cpu::start(server);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..c)
+        .map(|i| {
+            let (mut client, next) = (clients[i % k].clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let req = start_req("noop", &format!("fire-{n}-{i}"), serde_json::Value::Null);
+                    client.start_activity(req).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acknowledged = started.elapsed();
+    drained(server).await;
+    let total = started.elapsed();
+    println!(
+        "fire: {n} starts, {c} in flight on {k} connection(s): all acknowledged in {:.2}s, all closed in {:.2}s: {:.0} activities/s",
+        acknowledged.as_secs_f64(),
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64()
+    );
+    cpu.report(n);
+}
+
+async fn run_one(client: &mut Activities, id: String) {
+    client.start_activity(start_req("noop", &id, serde_json::Value::Null)).await.unwrap();
+    loop {
+        let r = client
+            .get_activity_result(pb::GetActivityResultRequest {
+                activity_id: id.clone(),
+                wait: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if r.closed {
+            return;
+        }
+    }
+}
+
+async fn latency(server: &Server, runs: usize) {
+    let mut client = connect(server, 1).await.remove(0);
+    let cpu = Cpu::start(server);
+    let mut samples = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let t = Instant::now();
+        run_one(&mut client, format!("latency-{i}")).await;
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "latency: start → result of one activity on an idle host, {runs} runs: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&samples, 50),
+        percentile(&samples, 99)
+    );
+    cpu.report(runs);
+}
+
+async fn mixed(server: &Server, n: usize, c: usize, k: usize) {
+    let clients = connect(server, k).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu = Cpu::start(server);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..c)
+        .map(|i| {
+            let (mut client, next) = (clients[i % k].clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    run_one(&mut client, format!("mixed-{n}-{i}")).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = started.elapsed();
+    println!(
+        "mixed: {n} activities, {c} clients each starting one and long-polling its result, on {k} connection(s): {:.0} activities/s",
+        n as f64 / total.as_secs_f64()
+    );
+    cpu.report(n);
+}
+
+fn main() {
+    let modes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |m: &str| modes.is_empty() || modes.iter().any(|x| x == m);
+    let (n, c, k) = (env("SLUICE_BENCH_N", 20_000), env("SLUICE_BENCH_C", 64), env("SLUICE_BENCH_K", 1));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sluice.toml"), config()).unwrap();
+        let server = Server::start_in(dir.path());
+        let idle_rss = common::rss_mib(&server.pid().to_string());
+        println!("server idle RSS {idle_rss:.0} MiB");
+        if wants("latency") {
+            latency(&server, env("SLUICE_BENCH_RUNS", 2000)).await;
+        }
+        if wants("fire") {
+            fire(&server, n, c, k).await;
+        }
+        if wants("mixed") {
+            mixed(&server, n, c, k).await;
+        }
+    });
+}

@@ -53,17 +53,6 @@ fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-/// Peak resident set of a process, in MiB.
-fn peak_rss_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 fn percentile(sorted: &[f64], p: usize) -> f64 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
@@ -88,7 +77,7 @@ impl Cpu {
         println!(
             "  CPU per activity: server {server:.3} ms + client {client:.3} ms = {:.3} ms; server peak RSS {:.0} MiB",
             server + client,
-            peak_rss_mib(&self.server)
+            common::peak_rss_mib(&self.server)
         );
     }
 }
@@ -119,22 +108,23 @@ async fn drained(server: &Server) {
     }
 }
 
-async fn fire(server: &Server, n: usize, c: usize, k: usize) {
-    let clients = connect(server, k).await;
+/// Runs `one(client, i)` for i in 0..n, `c` at a time over the clients.
+async fn spread<F, Fut>(clients: &[Activities], n: usize, c: usize, one: F)
+where
+    F: Fn(Activities, usize) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = Activities> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu = Cpu::start(server);
-    let started = Instant::now();
     let tasks: Vec<_> = (0..c)
-        .map(|i| {
-            let (mut client, next) = (clients[i % k].clone(), next.clone());
+        .map(|t| {
+            let (mut client, next) = (clients[t % clients.len()].clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
                         return;
                     }
-                    let req = start_req("noop", &format!("fire-{n}-{i}"), serde_json::Value::Null);
-                    client.start_activity(req).await.unwrap();
+                    client = one(client, i).await;
                 }
             })
         })
@@ -142,6 +132,18 @@ async fn fire(server: &Server, n: usize, c: usize, k: usize) {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+async fn fire(server: &Server, n: usize, c: usize, k: usize) {
+    let clients = connect(server, k).await;
+    let cpu = Cpu::start(server);
+    let started = Instant::now();
+    spread(&clients, n, c, move |mut client, i| async move {
+        let req = start_req("noop", &format!("fire-{n}-{i}"), serde_json::Value::Null);
+        client.start_activity(req).await.unwrap();
+        client
+    })
+    .await;
     let acknowledged = started.elapsed();
     drained(server).await;
     let total = started.elapsed();
@@ -156,20 +158,7 @@ async fn fire(server: &Server, n: usize, c: usize, k: usize) {
 
 async fn run_one(client: &mut Activities, id: String) {
     client.start_activity(start_req("noop", &id, serde_json::Value::Null)).await.unwrap();
-    loop {
-        let r = client
-            .get_activity_result(pb::GetActivityResultRequest {
-                activity_id: id.clone(),
-                wait: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if r.closed {
-            return;
-        }
-    }
+    test_common::server::result(client, &id, 60.0).await;
 }
 
 async fn latency(server: &Server, runs: usize) {
@@ -192,26 +181,13 @@ async fn latency(server: &Server, runs: usize) {
 
 async fn mixed(server: &Server, n: usize, c: usize, k: usize) {
     let clients = connect(server, k).await;
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu = Cpu::start(server);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..c)
-        .map(|i| {
-            let (mut client, next) = (clients[i % k].clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return;
-                    }
-                    run_one(&mut client, format!("mixed-{n}-{i}")).await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    spread(&clients, n, c, move |mut client, i| async move {
+        run_one(&mut client, format!("mixed-{n}-{i}")).await;
+        client
+    })
+    .await;
     let total = started.elapsed();
     println!(
         "mixed: {n} activities, {c} clients each starting one and long-polling its result, on {k} connection(s): {:.0} activities/s",

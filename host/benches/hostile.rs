@@ -150,20 +150,7 @@ fn next_id(prefix: &str) -> String {
 async fn run_one(c: &mut ActivityServiceClient<Channel>, req: pb::StartActivityRequest) -> pb::ActivityExecution {
     let id = req.activity_id.clone();
     c.start_activity(req).await.unwrap();
-    loop {
-        let r = c
-            .get_activity_result(pb::GetActivityResultRequest {
-                activity_id: id.clone(),
-                wait: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if r.closed {
-            return r.execution.unwrap();
-        }
-    }
+    test_common::server::result(c, &id, 60.0).await
 }
 
 fn p99(mut v: Vec<f64>) -> f64 {

@@ -50,10 +50,20 @@ pub async fn schedule_noops(engine: &std::sync::Arc<Engine>, n: u64, batch: u64)
 
 /// Resident set size of a process (`self`, or a pid), in MiB.
 pub fn rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// Peak resident set size of a process, in MiB.
+pub fn peak_rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A `kB` line of /proc/<pid>/status, in MiB.
+fn status_mib(pid: &str, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0

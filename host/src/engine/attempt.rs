@@ -43,8 +43,10 @@ pub(super) async fn run(
         control: control.clone(),
         events: tx,
     };
+    // The runner runs the attempt where it runs guests (for WASM, on the
+    // guest threads); this task follows its events meanwhile.
     let span = tracing::info_span!("attempt", activity_id = %exec.activity_id, run_id = %exec.run_id, attempt);
-    let mut run = tokio::spawn(tracing::Instrument::instrument(engine.runner.run(call), span));
+    let mut run = std::pin::pin!(tracing::Instrument::instrument(span.in_scope(|| engine.runner.run(call)), span));
 
     let interval =
         exec.timeouts.heartbeat.map_or(MAX_HEARTBEAT_INTERVAL, |h| h.mul_f64(0.8).min(MAX_HEARTBEAT_INTERVAL));
@@ -74,10 +76,7 @@ pub(super) async fn run(
         beat.record(&engine, &exec, event, &mut logs);
     }
     engine.running.remove(&exec.run_id);
-    match report {
-        Ok(report) => finish(&engine, &exec, report, beat.progress.take(), logs, known).await,
-        Err(e) => tracing::error!(activity_id = %exec.activity_id, "attempt task failed: {e}"),
-    }
+    finish(&engine, &exec, report, beat.progress.take(), logs, known).await;
     engine.wake.wake_queue(&exec.task_queue);
 }
 

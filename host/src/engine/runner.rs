@@ -117,9 +117,12 @@ impl AttemptRunner for WasmRunner {
         };
         let component = ty.component.clone();
         let threads = self.threads.clone();
+        // The caller's span (the attempt's) goes along to the guest thread.
+        let span = tracing::Span::current();
         Box::pin(async move {
             let last_heartbeat = req.last_heartbeat.clone();
-            let report = threads.run(async move { component.run(req).await }).await;
+            let work = tracing::Instrument::instrument(async move { component.run(req).await }, span);
+            let report = threads.run(work).await;
             report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), last_heartbeat))
         })
     }

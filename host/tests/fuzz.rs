@@ -1,6 +1,6 @@
 //! Structured fuzzing, bounded so it runs in CI (SLUICE_FUZZ_CASES scales
-//! it): every RPC of an in-process server gets mutated and random request
-//! bytes; the config parser gets mutated configs; the component loader gets
+//! it): every RPC of an in-process server (the 13 unary ones and the
+//! WatchActivity stream) gets mutated and random request bytes; the config parser gets mutated configs; the component loader gets
 //! mutated components. Whatever comes in: no panic, only the statuses the
 //! proto documents (never INTERNAL or UNKNOWN), and the server still serves.
 //! Inputs that once failed are kept in `proptest-regressions/` and replayed
@@ -62,6 +62,9 @@ impl tonic::codec::Decoder for Raw {
         Ok(Some(out))
     }
 }
+
+/// The one server-streaming RPC.
+const WATCH: &str = "/sluice.v1.ActivityService/WatchActivity";
 
 /// Every RPC with a valid request to mutate.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -168,6 +171,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             pb::DescribeTaskQueueRequest { task_queue: "default".into() }.encode_to_vec(),
         ),
         ("/sluice.v1.OperatorService/ListActivityTypes", pb::ListActivityTypesRequest {}.encode_to_vec()),
+        (WATCH, pb::WatchActivityRequest { activity_id: "seed".into(), run_id: String::new() }.encode_to_vec()),
     ]
 }
 
@@ -260,8 +264,18 @@ async fn call(address: &str, path: &'static str, body: Vec<u8>) -> tonic::Status
     let mut req = tonic::Request::new(body);
     // Long-polls may wait as long as the bytes ask: cut them short.
     req.set_timeout(Duration::from_millis(300));
-    let path = http::uri::PathAndQuery::from_static(path);
-    match grpc.unary(req, path, Raw).await {
+    let uri = http::uri::PathAndQuery::from_static(path);
+    if path == WATCH {
+        // The stream's first message (a snapshot) or its error.
+        return match grpc.server_streaming(req, uri, Raw).await {
+            Ok(response) => match response.into_inner().message().await {
+                Ok(_) => tonic::Status::ok(""),
+                Err(status) => status,
+            },
+            Err(status) => status,
+        };
+    }
+    match grpc.unary(req, uri, Raw).await {
         Ok(_) => tonic::Status::ok(""),
         Err(status) => status,
     }
@@ -291,7 +305,7 @@ fn every_rpc_answers_mutated_and_random_requests_with_a_documented_status_and_th
     let config = ProptestConfig { cases: cases(1000), ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let input = (
-        0usize..13,
+        0usize..seeds().len(),
         any::<bool>(),
         proptest::collection::vec(any::<u8>(), 0..64),
         proptest::collection::vec(mutation(), 1..6),

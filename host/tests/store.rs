@@ -6,7 +6,7 @@ use std::time::Duration;
 use sluice::activity::{ConflictPolicy, Execution, NewExecution, RetryPolicy, ReusePolicy, Status, Timeouts};
 use sluice::activity::{HistoryEntry, HistoryKind};
 use sluice::payload::Payload;
-use sluice::store::{ListFilter, LogEntry, LogPage, SqliteStore, StartOutcome, Store, StoreError};
+use sluice::store::{Described, ListFilter, LogEntry, LogPage, SqliteStore, StartOutcome, Store, StoreError};
 
 fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
     Execution::new(
@@ -66,16 +66,10 @@ async fn updates_are_versioned() {
     assert_eq!(v2, 2);
     let stale = store.update(&e.value, e.version, None, &[log("stale")]).await;
     assert!(matches!(stale, Err(StoreError::Conflict(r)) if r == "r1"));
-    let logs: Vec<String> = store
-        .logs("r1", LogPage { size: 10, ..LogPage::default() })
-        .await
-        .unwrap()
-        .0
-        .into_iter()
-        .map(|l| l.message)
-        .collect();
+    let logs: Vec<String> = described(&store, "a", None).await.unwrap().logs.into_iter().map(|l| l.message).collect();
     assert_eq!(logs, ["with the change"], "a conflicting update writes none of its logs");
-    let history: Vec<String> = store.history("r1").await.unwrap().into_iter().map(|h| h.kind.to_string()).collect();
+    let history: Vec<String> =
+        described(&store, "a", None).await.unwrap().history.into_iter().map(|h| h.kind.to_string()).collect();
     assert_eq!(history, ["scheduled", "cancelled"]);
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.status, Status::Cancelled);
 }
@@ -135,8 +129,9 @@ async fn logs_history_and_pages() {
         fields: vec![("k".into(), "v".into())],
     };
     store.append_logs("r0", vec![log.clone()]).await.unwrap();
-    assert_eq!(store.logs("r0", LogPage { token: None, size: 10 }).await.unwrap(), (vec![log], None));
-    let bad = store.logs("r0", LogPage { token: Some("zz".into()), size: 10 }).await.unwrap_err();
+    let d = described(&store, "a0", None).await.unwrap();
+    assert_eq!((d.logs, d.next_logs), (vec![log], None));
+    let bad = described(&store, "a0", Some("zz")).await.unwrap_err();
     assert_eq!(bad.to_string(), "bad page token: it is not a logs page token");
 
     let mut seen = Vec::new();
@@ -181,6 +176,12 @@ async fn state_and_secret_survive_a_reopen() {
     assert_eq!(store.secret().await.unwrap(), secret);
     assert_eq!(secret.len(), 32);
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.input, Payload::json(&"a"));
+}
+
+/// The execution's history and a page of up to 10 log records, by id.
+async fn described(store: &SqliteStore, id: &str, token: Option<&str>) -> Result<Described, StoreError> {
+    let page = LogPage { token: token.map(str::to_string), size: 10 };
+    Ok(store.describe(id, None, page).await?.expect("the execution exists"))
 }
 
 /// The error of reopening a new store after `sql` ran on it.
@@ -248,7 +249,7 @@ async fn history_keeps_its_first_entry_and_the_latest_ones() {
             HistoryEntry { at: i as u64, attempt: i, kind: HistoryKind::Started, detail: serde_json::json!({}) };
         v.version = store.update(&v.value, v.version, Some(&entry), &[]).await.unwrap();
     }
-    let history = store.history("r1").await.unwrap();
+    let history = described(&store, "a", None).await.unwrap().history;
     assert_eq!(history.len(), 200);
     assert_eq!(history[0].kind, HistoryKind::Scheduled);
     assert_eq!(history[1].attempt, 51);

@@ -20,7 +20,8 @@ pub enum Outcome {
 }
 
 /// An ended attempt: its outcome plus the last heartbeat details and
-/// progress, which are kept whatever the outcome.
+/// progress, which are kept whatever the outcome (`None`: unchanged; a
+/// guest cannot clear its details).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptEnd {
     pub outcome: Outcome,
@@ -50,7 +51,9 @@ impl Execution {
         }?;
         // Kept whatever the outcome, once it is accepted.
         if current {
-            self.heartbeat_details = end.heartbeat_details;
+            if end.heartbeat_details.is_some() {
+                self.heartbeat_details = end.heartbeat_details;
+            }
             if end.progress.is_some() {
                 self.progress = end.progress;
             }

@@ -53,11 +53,7 @@ impl Engine {
         for _ in 0..MAX_RETRIES {
             let Versioned { value: mut exec, version } = match known.take() {
                 Some(v) => v,
-                None => self
-                    .store
-                    .get(activity_id, run_id)
-                    .await?
-                    .ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))?,
+                None => self.get(activity_id, run_id).await?,
             };
             let now = self.clock.now();
             let change = match f(&mut exec, now)? {

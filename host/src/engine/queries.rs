@@ -15,7 +15,11 @@ impl Engine {
         Ok(self.get(activity_id, run_id).await?.value)
     }
 
-    async fn get(&self, activity_id: &str, run_id: Option<&str>) -> Result<Versioned<Execution>, EngineError> {
+    pub(super) async fn get(
+        &self,
+        activity_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<Versioned<Execution>, EngineError> {
         check_ids(activity_id, run_id)?;
         self.store.get(activity_id, run_id).await?.ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))
     }

@@ -120,10 +120,10 @@ impl AttemptRunner for WasmRunner {
         // The caller's span (the attempt's) goes along to the guest thread.
         let span = tracing::Span::current();
         Box::pin(async move {
-            let last_heartbeat = req.last_heartbeat.clone();
             let work = tracing::Instrument::instrument(async move { component.run(req).await }, span);
             let report = threads.run(work).await;
-            report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), last_heartbeat))
+            // No details: the execution keeps the ones it has.
+            report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), None))
         })
     }
 

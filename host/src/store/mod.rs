@@ -226,12 +226,7 @@ pub trait Store: Send + Sync + 'static {
     /// A page of executions, newest first, and the next page's token.
     async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError>;
 
-    async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
-
     async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError>;
-
-    /// A page of the run's log records, oldest first, and the next page's token.
-    async fn logs(&self, run_id: &str, page: LogPage) -> Result<(Vec<LogEntry>, Option<String>), StoreError>;
 
     /// Started executions whose worker id starts with `prefix` (a host's own
     /// workers), for recovery after a restart.

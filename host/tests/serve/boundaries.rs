@@ -212,4 +212,9 @@ async fn a_flood_of_output_lines_is_stored_bounded_and_read_in_pages() {
         .await
         .unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad page token: it is not a logs page token"));
+    let err = c
+        .describe_activity(pb::DescribeActivityRequest { logs_page_size: 1001, ..page(String::new()) })
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "logs_page_size must be at most 1000"));
 }

@@ -14,7 +14,7 @@ use crate::activity::{Execution, HistoryKind, Status, Timeouts};
 use crate::config::Config;
 use crate::payload::Payload;
 use crate::sandbox::{AttemptEvent, AttemptOutcome, AttemptReport, FailureKind, InterruptReason, SandboxFailure};
-use crate::store::{SqliteStore, Store};
+use crate::store::{LogPage, SqliteStore, Store};
 
 /// The clock starts here (ms), far from zero so no rule relies on it.
 const T0: u64 = 1_000_000;
@@ -210,8 +210,8 @@ impl Harness {
     }
 
     async fn history(&self, id: &str) -> Vec<String> {
-        let run = self.exec(id).await.run_id;
-        self.store.history(&run).await.unwrap().into_iter().map(|h| h.kind.to_string()).collect()
+        let d = self.store.describe(id, None, LogPage { token: None, size: 1 }).await.unwrap().unwrap();
+        d.history.into_iter().map(|h| h.kind.to_string()).collect()
     }
 
     fn advance(&self, by: Duration) {

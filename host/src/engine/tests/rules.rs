@@ -231,11 +231,13 @@ async fn an_attempts_logs_are_committed_with_its_outcome_and_bounded() {
     a.complete(json!("ok"));
     h.transition("l", Closed(Status::Completed)).await;
     // Committed with the outcome: there as soon as the transition is.
-    let run = h.exec("l").await.run_id;
-    let (logs, next) = h.store.logs(&run, LogPage { token: None, size: 1000 }).await.unwrap();
+    let page = |token| async { h.store.describe("l", None, LogPage { token, size: 1000 }).await.unwrap().unwrap() };
+    let first = page(None).await;
+    let (logs, next) = (first.logs, first.next_logs);
     assert_eq!((logs.len(), logs[999].message.as_str()), (1000, "line 999"));
     // Read in pages: the rest follows the first page's token.
-    let (rest, end) = h.store.logs(&run, LogPage { token: next, size: 1000 }).await.unwrap();
+    let second = page(next).await;
+    let (rest, end) = (second.logs, second.next_logs);
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].message, "4000 more log records (36000 bytes) were not kept: at most 1000 per attempt");
     assert_eq!(end, None);

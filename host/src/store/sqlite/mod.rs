@@ -412,11 +412,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let run_id = run_id.to_string();
-        self.writer.exec(move |conn| read::history(conn, &run_id)).await
-    }
-
     async fn append_logs(&self, run_id: &str, logs: Vec<LogEntry>) -> Result<(), StoreError> {
         if logs.is_empty() {
             return Ok(());
@@ -424,12 +419,6 @@ impl Store for SqliteStore {
         let run_id = run_id.to_string();
         let logs = encoded_logs(&logs)?;
         self.writer.exec(move |conn| insert_logs(conn, &run_id, &logs)).await
-    }
-
-    async fn logs(&self, run_id: &str, page: LogPage) -> Result<(Vec<LogEntry>, Option<String>), StoreError> {
-        let run_id = run_id.to_string();
-        let after = page.after()?.unwrap_or(0);
-        self.writer.exec(move |conn| read::logs(conn, &run_id, after, page.size.max(1))).await
     }
 
     async fn describe(

@@ -1,5 +1,5 @@
 //! Reading executions, their history and their logs: the queries behind
-//! `get`, `history`, `logs` and `describe`, each run on the writer's
+//! `get` and `describe`, each run on the writer's
 //! connection (so a reply never shows what is not yet durable).
 
 use rusqlite::{Connection, OptionalExtension, params};

@@ -157,3 +157,19 @@ fn help_documents_the_exit_codes() {
     assert!(help.contains("4  the activity returned pending"), "{help}");
     assert!(help.contains("--heartbeat-details <JSON>"), "{help}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `sluice hash-token` prints a line; its reader is gone before it does.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["hash-token", "secret"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic message");
+}

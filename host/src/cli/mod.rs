@@ -82,6 +82,14 @@ impl From<Exit> for ExitCode {
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Output piped into `head` ends the command quietly, as with other
+        // command-line tools, instead of a panic on the closed pipe. The
+        // server keeps ignoring SIGPIPE (a closed socket is an error there).
+        // SAFETY: setting a signal's disposition to its default is sound
+        // at any time; no handler runs.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

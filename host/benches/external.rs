@@ -6,12 +6,16 @@
 //! - latency: one activity at a time on an idle host, start → result
 //!   (long-poll), p50 / p99.
 //! - mixed: C clients each start an activity and long-poll its result.
+//! - batch: N starts in StartActivities requests of B, C activities in
+//!   flight, the results followed on one WatchActivities stream;
+//!   throughput = N / (first start → last result received).
 //!
 //! Each mode prints throughput or latencies, the server's CPU per activity
 //! and the client's (from /proc and getrusage), and the server's peak RSS.
 //!
 //!     cargo bench -p sluice --bench external
 //!     SLUICE_BENCH_N=100000 SLUICE_BENCH_C=256 SLUICE_BENCH_K=1 cargo bench -p sluice --bench external -- fire
+//!     SLUICE_BENCH_N=100000 SLUICE_BENCH_C=256 SLUICE_BENCH_B=64 cargo bench -p sluice --bench external -- batch
 
 mod common;
 #[path = "../tests/common/mod.rs"]
@@ -196,6 +200,40 @@ async fn mixed(server: &Server, n: usize, c: usize, k: usize) {
     cpu.report(n);
 }
 
+async fn batch(server: &Server, n: usize, c: usize, b: usize) {
+    let mut clients = connect(server, 1).await;
+    let mut client = clients.remove(0);
+    let watch = pb::WatchActivitiesRequest { task_queue: "default".into(), ..Default::default() };
+    let mut results = client.watch_activities(watch).await.unwrap().into_inner();
+    let cpu = Cpu::start(server);
+    let started = Instant::now();
+    let requests = n.div_ceil(b);
+    spread(&[client], requests, c.div_ceil(b), move |mut client, r| async move {
+        let starts = (r * b..n.min((r + 1) * b))
+            .map(|i| start_req("noop", &format!("batch-{n}-{i}"), serde_json::Value::Null))
+            .collect();
+        let outcomes = client.start_activities(pb::StartActivitiesRequest { starts }).await.unwrap().into_inner();
+        for o in outcomes.outcomes {
+            assert!(matches!(o.outcome, Some(pb::start_activity_outcome::Outcome::Started(_))), "{o:?}");
+        }
+        client
+    })
+    .await;
+    let acknowledged = started.elapsed();
+    for _ in 0..n {
+        let e = results.message().await.unwrap().expect("the stream stays open").execution.unwrap();
+        assert_eq!(e.status, pb::ActivityStatus::Completed as i32);
+    }
+    let total = started.elapsed();
+    println!(
+        "batch: {n} starts in requests of {b}, {c} in flight, results on one stream: all acknowledged in {:.2}s, all results in {:.2}s: {:.0} activities/s",
+        acknowledged.as_secs_f64(),
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64()
+    );
+    cpu.report(n);
+}
+
 fn main() {
     let modes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wants = |m: &str| modes.is_empty() || modes.iter().any(|x| x == m);
@@ -215,6 +253,9 @@ fn main() {
         }
         if wants("mixed") {
             mixed(&server, n, c, k).await;
+        }
+        if wants("batch") {
+            batch(&server, n, c, env("SLUICE_BENCH_B", 64)).await;
         }
     });
 }

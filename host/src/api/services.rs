@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, status_of};
 use super::pb;
 use crate::activity::{Failure, Timeouts};
-use crate::engine::{Engine, EventKind, StartRequest, Target};
+use crate::engine::{CloseFilter, CloseWatch, Engine, EventKind, StartRequest, StartResponse, Target};
 use crate::limits::{MAX_FAILURE_MESSAGE, MAX_NAME, MAX_REASON};
 use crate::store::{ListFilter, LogPage};
 
@@ -37,6 +37,44 @@ fn required(what: &str, s: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Most starts in one StartActivities request.
+const MAX_BATCH_STARTS: usize = 1000;
+
+fn started_pb(s: StartResponse) -> pb::StartActivityResponse {
+    pb::StartActivityResponse { activity_id: s.activity_id, run_id: s.run_id, started: s.created }
+}
+
+impl Api {
+    /// A start request, checked.
+    fn start_request(&self, r: pb::StartActivityRequest) -> Result<StartRequest, Status> {
+        required("activity_type", &r.activity_type)?;
+        let retry = match r.retry_policy {
+            Some(p) => Some(convert::retry_policy(p, self.engine.retry_defaults(&r.activity_type))?),
+            None => None,
+        };
+        let priority =
+            u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
+        Ok(StartRequest {
+            activity_id: opt(r.activity_id),
+            activity_type: r.activity_type,
+            task_queue: opt(r.task_queue),
+            input: convert::payload(r.input),
+            timeouts: Timeouts {
+                schedule_to_close: convert::duration(r.schedule_to_close_timeout, "schedule_to_close_timeout")?,
+                schedule_to_start: convert::duration(r.schedule_to_start_timeout, "schedule_to_start_timeout")?,
+                start_to_close: convert::duration(r.start_to_close_timeout, "start_to_close_timeout")?,
+                heartbeat: convert::duration(r.heartbeat_timeout, "heartbeat_timeout")?,
+            },
+            retry,
+            priority: Some(priority),
+            request_id: opt(r.request_id),
+            conflict: convert::conflict(r.id_conflict_policy)?,
+            reuse: convert::reuse(r.id_reuse_policy)?,
+            cancel_grace: None,
+        })
+    }
+}
+
 /// The `oneof target` of a completion request.
 macro_rules! target {
     ($req:expr, $module:ident) => {
@@ -54,38 +92,43 @@ impl pb::activity_service_server::ActivityService for Api {
         &self,
         request: Request<pb::StartActivityRequest>,
     ) -> Result<Response<pb::StartActivityResponse>, Status> {
-        let r = request.into_inner();
-        required("activity_type", &r.activity_type)?;
-        let retry = match r.retry_policy {
-            Some(p) => Some(convert::retry_policy(p, self.engine.retry_defaults(&r.activity_type))?),
-            None => None,
-        };
-        let priority =
-            u8::try_from(r.priority).map_err(|_| Status::invalid_argument("priority must be 1 (first) to 5"))?;
-        let req = StartRequest {
-            activity_id: opt(r.activity_id),
-            activity_type: r.activity_type,
-            task_queue: opt(r.task_queue),
-            input: convert::payload(r.input),
-            timeouts: Timeouts {
-                schedule_to_close: convert::duration(r.schedule_to_close_timeout, "schedule_to_close_timeout")?,
-                schedule_to_start: convert::duration(r.schedule_to_start_timeout, "schedule_to_start_timeout")?,
-                start_to_close: convert::duration(r.start_to_close_timeout, "start_to_close_timeout")?,
-                heartbeat: convert::duration(r.heartbeat_timeout, "heartbeat_timeout")?,
-            },
-            retry,
-            priority: Some(priority),
-            request_id: opt(r.request_id),
-            conflict: convert::conflict(r.id_conflict_policy)?,
-            reuse: convert::reuse(r.id_reuse_policy)?,
-            cancel_grace: None,
-        };
+        let req = self.start_request(request.into_inner())?;
         let started = self.engine.start_activity(req).await.map_err(status_of)?;
-        Ok(Response::new(pb::StartActivityResponse {
-            activity_id: started.activity_id,
-            run_id: started.run_id,
-            started: started.created,
-        }))
+        Ok(Response::new(started_pb(started)))
+    }
+
+    async fn start_activities(
+        &self,
+        request: Request<pb::StartActivitiesRequest>,
+    ) -> Result<Response<pb::StartActivitiesResponse>, Status> {
+        let starts = request.into_inner().starts;
+        if starts.is_empty() || starts.len() > MAX_BATCH_STARTS {
+            return Err(Status::invalid_argument(format!(
+                "starts must hold 1 to {MAX_BATCH_STARTS} requests, not {}",
+                starts.len()
+            )));
+        }
+        let checked: Vec<Result<StartRequest, Status>> = starts.into_iter().map(|r| self.start_request(r)).collect();
+        let valid = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut started = self.engine.start_activities(valid).await.into_iter();
+        let outcome = |o| pb::StartActivityOutcome { outcome: Some(o) };
+        let error = |s: Status| {
+            pb::start_activity_outcome::Outcome::Error(pb::StartError {
+                code: s.code() as i32,
+                message: s.message().to_string(),
+            })
+        };
+        let outcomes = checked
+            .into_iter()
+            .map(|c| {
+                outcome(match c.map(|_| started.next().expect("one answer per valid start")) {
+                    Ok(Ok(s)) => pb::start_activity_outcome::Outcome::Started(started_pb(s)),
+                    Ok(Err(e)) => error(status_of(e)),
+                    Err(s) => error(s),
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::StartActivitiesResponse { outcomes }))
     }
 
     async fn describe_activity(
@@ -122,6 +165,30 @@ impl pb::activity_service_server::ActivityService for Api {
             closed: e.status.is_closed(),
             execution: Some(convert::execution(&e)),
         }))
+    }
+
+    type WatchActivitiesStream = Pin<Box<dyn Stream<Item = Result<pb::WatchActivitiesEvent, Status>> + Send>>;
+
+    async fn watch_activities(
+        &self,
+        request: Request<pb::WatchActivitiesRequest>,
+    ) -> Result<Response<Self::WatchActivitiesStream>, Status> {
+        let r = request.into_inner();
+        let watch = if r.activity_ids.is_empty() {
+            self.engine.watch_filter(CloseFilter { task_queue: opt(r.task_queue), activity_type: opt(r.activity_type) })
+        } else if !r.task_queue.is_empty() || !r.activity_type.is_empty() {
+            return Err(Status::invalid_argument(
+                "watch either activity ids or a task_queue and/or activity_type, not both",
+            ));
+        } else {
+            self.engine.watch_ids(r.activity_ids).await
+        }
+        .map_err(status_of)?;
+        let events = futures_util::stream::unfold(watch, |mut w: CloseWatch| async move {
+            let event = w.next().await?.map_err(status_of);
+            Some((event.map(|e| pb::WatchActivitiesEvent { execution: Some(convert::execution(&e)) }), w))
+        });
+        Ok(Response::new(Box::pin(events)))
     }
 
     type WatchActivityStream = Pin<Box<dyn Stream<Item = Result<pb::WatchActivityEvent, Status>> + Send>>;

@@ -6,6 +6,7 @@
 mod attempt;
 mod claim;
 mod clock;
+mod closes;
 mod dispatch;
 mod error;
 mod events;
@@ -37,6 +38,7 @@ use crate::store::Store;
 use crate::token::{TaskToken, TokenSigner};
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use closes::{CloseFilter, CloseWatch, MAX_LAG, MAX_WATCHED_IDS};
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
 pub use poll::{EXTERNAL_PREFIX, PolledTask};
@@ -77,6 +79,7 @@ pub struct Engine {
     running: RunningAttempts,
     signer: TokenSigner,
     events: broadcast::Sender<EngineEvent>,
+    closes: closes::Closes,
     wake: Wakeups,
     shutdown: watch::Sender<bool>,
     stats: Stats,
@@ -155,6 +158,7 @@ impl Engine {
             running: RunningAttempts::default(),
             signer,
             events: broadcast::channel(4096).0,
+            closes: closes::Closes::default(),
             wake: Wakeups::default(),
             shutdown: watch::channel(false).0,
             stats: Stats::default(),

@@ -92,7 +92,10 @@ impl Engine {
                 self.running.interrupt(e, failed_attempt);
                 self.wake.wake_queue(&e.task_queue);
             }
-            Change::Closed(_) => self.running.interrupt(e, e.attempt),
+            Change::Closed(_) => {
+                self.running.interrupt(e, e.attempt);
+                self.closes.closed(e);
+            }
             _ => {}
         }
         if let Some(deadline) = e.next_deadline() {

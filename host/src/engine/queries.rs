@@ -1,11 +1,9 @@
-//! Reading executions: describe, wait for a close, list, queue counts and
+//! Reading executions: describe, list, queue counts and
 //! the configured types.
-
-use std::time::Duration;
 
 use super::mutate::not_found;
 use super::operations::{check_ids, check_name};
-use super::{Description, Engine, EngineError, EventKind};
+use super::{Description, Engine, EngineError};
 use crate::activity::Execution;
 use crate::store::{ListFilter, LogPage, QueueStats, Versioned};
 
@@ -38,33 +36,6 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(not_found(activity_id, run_id)))?;
         Ok(Description { execution: d.exec.value, history: d.history, logs: d.logs, next_logs_page: d.next_logs })
-    }
-
-    /// The execution once closed, waiting up to `wait` for it to close.
-    /// Returns it as it is (maybe still open) when the wait ends.
-    pub async fn wait_closed(
-        &self,
-        activity_id: &str,
-        run_id: Option<&str>,
-        wait: Duration,
-    ) -> Result<Execution, EngineError> {
-        let mut events = self.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let e = self.get(activity_id, run_id).await?.value;
-            if e.status.is_closed() {
-                return Ok(e);
-            }
-            // Wait for a transition of this run (or a lagged stream), then re-read.
-            loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
-                    Err(_) => return Ok(e),
-                    Ok(Ok(ev)) if ev.run_id == e.run_id && matches!(ev.kind, EventKind::Transition { .. }) => break,
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(_)) => break,
-                }
-            }
-        }
     }
 
     /// A page of executions.

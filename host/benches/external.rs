@@ -4,7 +4,7 @@
 //! - fire: N starts with C in flight on K connections, then wait until all
 //!   N are closed; throughput = N / (first start → last close).
 //! - latency: one activity at a time on an idle host, start → result
-//!   (long-poll), p50 / p99.
+//!   (long-poll), p50 / p99, from a single-threaded client.
 //! - mixed: C clients each start an activity and long-poll its result.
 //! - batch: N starts in StartActivities requests of B, C activities in
 //!   flight, the results followed on one WatchActivities stream;
@@ -207,6 +207,13 @@ async fn batch(server: &Server, n: usize, c: usize, b: usize) {
     let mut results = client.watch_activities(watch).await.unwrap().into_inner();
     let cpu = Cpu::start(server);
     let started = Instant::now();
+    // Read while starting, as a client would: a stream nobody reads falls behind.
+    let follow = tokio::spawn(async move {
+        for _ in 0..n {
+            let e = results.message().await.unwrap().expect("the stream stays open").execution.unwrap();
+            assert_eq!(e.status, pb::ActivityStatus::Completed as i32);
+        }
+    });
     let requests = n.div_ceil(b);
     spread(&[client], requests, c.div_ceil(b), move |mut client, r| async move {
         let starts = (r * b..n.min((r + 1) * b))
@@ -220,10 +227,7 @@ async fn batch(server: &Server, n: usize, c: usize, b: usize) {
     })
     .await;
     let acknowledged = started.elapsed();
-    for _ in 0..n {
-        let e = results.message().await.unwrap().expect("the stream stays open").execution.unwrap();
-        assert_eq!(e.status, pb::ActivityStatus::Completed as i32);
-    }
+    follow.await.unwrap();
     let total = started.elapsed();
     println!(
         "batch: {n} starts in requests of {b}, {c} in flight, results on one stream: all acknowledged in {:.2}s, all results in {:.2}s: {:.0} activities/s",
@@ -238,16 +242,19 @@ fn main() {
     let modes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wants = |m: &str| modes.is_empty() || modes.iter().any(|x| x == m);
     let (n, c, k) = (env("SLUICE_BENCH_N", 20_000), env("SLUICE_BENCH_C", 64), env("SLUICE_BENCH_K", 1));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), config()).unwrap();
+    let server = Server::start_in(dir.path());
+    let idle_rss = common::rss_mib(&server.pid().to_string());
+    println!("server idle RSS {idle_rss:.0} MiB");
+    if wants("latency") {
+        // One sequential client needs one thread: no wake-ups between the
+        // client's own threads in what is measured.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(latency(&server, env("SLUICE_BENCH_RUNS", 2000)));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("sluice.toml"), config()).unwrap();
-        let server = Server::start_in(dir.path());
-        let idle_rss = common::rss_mib(&server.pid().to_string());
-        println!("server idle RSS {idle_rss:.0} MiB");
-        if wants("latency") {
-            latency(&server, env("SLUICE_BENCH_RUNS", 2000)).await;
-        }
         if wants("fire") {
             fire(&server, n, c, k).await;
         }

@@ -66,17 +66,17 @@ pub(super) async fn run(
             Some(event) = events.recv() => {
                 beat.record(&engine, &exec, event, &mut logs);
                 if beat.flush_at().is_some_and(|at| engine.clock.now() >= at) {
-                    beat.flush(&engine, &exec, &control, &mut known).await;
+                    Box::pin(beat.flush(&engine, &exec, &control, &mut known)).await;
                 }
             }
-            () = flush => beat.flush(&engine, &exec, &control, &mut known).await,
+            () = flush => Box::pin(beat.flush(&engine, &exec, &control, &mut known)).await,
         }
     };
     while let Ok(event) = events.try_recv() {
         beat.record(&engine, &exec, event, &mut logs);
     }
     engine.running.remove(&exec.run_id);
-    finish(&engine, &exec, report, beat.progress.take(), logs, known).await;
+    Box::pin(finish(&engine, &exec, report, beat.progress.take(), logs, known)).await;
     engine.wake.wake_queue(&exec.task_queue);
 }
 

@@ -78,7 +78,9 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
                 .get(&c.value.activity_type)
                 .and_then(|t| t.slots.clone())
                 .map(|s| s.try_acquire_owned().expect("type slots counted before the claim"));
-            tokio::spawn(attempt::run(engine.clone(), c, (permit, type_permit)));
+            // Boxed: the task then holds a pointer, not a state machine of
+            // kilobytes that tokio would copy when it spawns and finishes it.
+            tokio::spawn(Box::pin(attempt::run(engine.clone(), c, (permit, type_permit))));
         }
     }
 }

@@ -37,7 +37,8 @@ impl GuestThreads {
 
     /// Runs `work` on a guest thread; resolves with its output.
     pub async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> Option<T> {
-        self.handle.spawn(work).await.ok()
+        // Boxed for the reason given in the engine's dispatcher.
+        self.handle.spawn(Box::pin(work)).await.ok()
     }
 }
 

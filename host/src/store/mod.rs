@@ -201,7 +201,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
     /// only, when given), highest priority first, starting them for `worker`
-    /// (`Execution::start`, recorded as its transition).
+    /// (`Execution::start`, recorded as its transition). Unlike other
+    /// writes, a claim may be answered before it is durable: a crash that
+    /// loses it leaves the attempt dispatchable again.
     async fn claim(
         &self,
         queue: &str,

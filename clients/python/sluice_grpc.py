@@ -55,3 +55,31 @@ def json_payload(value):
     """A json/plain payload of `value`."""
     import json
     return pb.Payload(encoding="json/plain", data=json.dumps(value).encode())
+
+
+def start_many(stub, requests, per_request=1000, token=None):
+    """Starts many executions with StartActivities, `per_request` at a time.
+
+    `stub` is an ActivityServiceStub, `requests` StartActivityRequest
+    messages. Yields one StartActivityOutcome per request, in order: its
+    `started` (activity_id, run_id) or its `error` (code, message).
+    """
+    batch = []
+    for r in requests:
+        batch.append(r)
+        if len(batch) == per_request:
+            yield from stub.StartActivities(pb.StartActivitiesRequest(starts=batch), metadata=metadata(token)).outcomes
+            batch = []
+    if batch:
+        yield from stub.StartActivities(pb.StartActivitiesRequest(starts=batch), metadata=metadata(token)).outcomes
+
+
+def follow(stub, activity_ids, token=None):
+    """Yields each execution (an ActivityExecution) as it closes, over
+    WatchActivities streams of up to 10,000 ids; returns once all closed.
+    """
+    ids = list(activity_ids)
+    for i in range(0, len(ids), 10_000):
+        request = pb.WatchActivitiesRequest(activity_ids=ids[i:i + 10_000])
+        for event in stub.WatchActivities(request, metadata=metadata(token)):
+            yield event.execution

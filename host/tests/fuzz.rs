@@ -1,6 +1,6 @@
 //! Structured fuzzing, bounded so it runs in CI (SLUICE_FUZZ_CASES scales
-//! it): every RPC of an in-process server (the 13 unary ones and the
-//! WatchActivity stream) gets mutated and random request bytes; the config parser gets mutated configs; the component loader gets
+//! it): every RPC of an in-process server (the 14 unary ones and the
+//! WatchActivity and WatchActivities streams) gets mutated and random request bytes; the config parser gets mutated configs; the component loader gets
 //! mutated components. Whatever comes in: no panic, only the statuses the
 //! proto documents (never INTERNAL or UNKNOWN), and the server still serves.
 //! Inputs that once failed are kept in `proptest-regressions/` and replayed
@@ -63,8 +63,9 @@ impl tonic::codec::Decoder for Raw {
     }
 }
 
-/// The one server-streaming RPC.
+/// The server-streaming RPCs.
 const WATCH: &str = "/sluice.v1.ActivityService/WatchActivity";
+const WATCH_MANY: &str = "/sluice.v1.ActivityService/WatchActivities";
 
 /// Every RPC with a valid request to mutate.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -152,7 +153,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "/sluice.v1.CompletionService/RecordHeartbeat",
             pb::RecordHeartbeatRequest {
                 target: Some(pb::record_heartbeat_request::Target::Activity(by_id())),
-                details: payload,
+                details: payload.clone(),
             }
             .encode_to_vec(),
         ),
@@ -172,6 +173,29 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("/sluice.v1.OperatorService/ListActivityTypes", pb::ListActivityTypesRequest {}.encode_to_vec()),
         (WATCH, pb::WatchActivityRequest { activity_id: "seed".into(), run_id: String::new() }.encode_to_vec()),
+        (
+            "/sluice.v1.ActivityService/StartActivities",
+            pb::StartActivitiesRequest {
+                starts: vec![
+                    pb::StartActivityRequest {
+                        activity_type: "hello".into(),
+                        input: payload.clone(),
+                        ..Default::default()
+                    },
+                    pb::StartActivityRequest {
+                        activity_id: "seed".into(),
+                        activity_type: "hello".into(),
+                        ..Default::default()
+                    },
+                ],
+            }
+            .encode_to_vec(),
+        ),
+        (
+            WATCH_MANY,
+            pb::WatchActivitiesRequest { activity_ids: vec!["seed".into()], ..Default::default() }.encode_to_vec(),
+        ),
+        (WATCH_MANY, pb::WatchActivitiesRequest { task_queue: "default".into(), ..Default::default() }.encode_to_vec()),
     ]
 }
 
@@ -265,8 +289,8 @@ async fn call(address: &str, path: &'static str, body: Vec<u8>) -> tonic::Status
     // Long-polls may wait as long as the bytes ask: cut them short.
     req.set_timeout(Duration::from_millis(300));
     let uri = http::uri::PathAndQuery::from_static(path);
-    if path == WATCH {
-        // The stream's first message (a snapshot) or its error.
+    if path == WATCH || path == WATCH_MANY {
+        // The stream's first message (a snapshot, a close) or its error.
         return match grpc.server_streaming(req, uri, Raw).await {
             Ok(response) => match response.into_inner().message().await {
                 Ok(_) => tonic::Status::ok(""),

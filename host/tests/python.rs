@@ -90,3 +90,19 @@ async fn the_mail_service_completes_async_email_activities() {
     assert_eq!(e.status, pb::ActivityStatus::Failed as i32);
     assert_eq!(e.last_failure.unwrap().error_type, "InvalidAddress");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_helper_starts_many_in_batches_and_follows_them_on_one_stream() {
+    let (server, _dir) = Server::start("");
+    let addr = server.addr.trim_start_matches("http://").to_string();
+    let out = python("tests/python/many.py", &["--count", "50"], &addr);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 51, "{out}");
+    let mut closed: Vec<&str> = lines[..50].to_vec();
+    closed.sort();
+    let mut expected: Vec<String> =
+        (0..50).map(|i| format!("py-{i} ACTIVITY_STATUS_COMPLETED {{\"greeting\":\"Hello, n{i}!\"}}")).collect();
+    expected.sort();
+    assert_eq!(closed, expected);
+    assert_eq!(lines[50], "refused 1 activity_type is required");
+}

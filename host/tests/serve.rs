@@ -4,6 +4,8 @@
 #[path = "serve/boundaries.rs"]
 mod boundaries;
 mod common;
+#[path = "serve/many.rs"]
+mod many;
 
 use std::time::Duration;
 

@@ -158,6 +158,18 @@ pub async fn result(a: ResultArgs) -> anyhow::Result<Exit> {
     fetch_result(&mut c, &a.activity_id, a.run.as_deref().unwrap_or(""), a.wait, a.conn.json).await
 }
 
+/// The exit status `result` reports for an execution in `status`.
+pub(super) fn exit_of(status: i32, closed: bool) -> Exit {
+    match pb::ActivityStatus::try_from(status) {
+        _ if !closed => Exit::Pending,
+        Ok(pb::ActivityStatus::Completed) => Exit::Completed,
+        Ok(pb::ActivityStatus::Failed) => Exit::ApplicationError,
+        Ok(pb::ActivityStatus::Cancelled) => Exit::Cancelled,
+        Ok(pb::ActivityStatus::TimedOut) => Exit::SandboxFailure,
+        _ => Exit::Terminated,
+    }
+}
+
 pub(super) async fn fetch_result(
     c: &mut crate::api::pb::activity_service_client::ActivityServiceClient<client::Chan>,
     activity_id: &str,
@@ -175,14 +187,7 @@ pub(super) async fn fetch_result(
         .map_err(rpc_error)?
         .into_inner();
     let e = r.execution.unwrap_or_default();
-    let exit = match pb::ActivityStatus::try_from(e.status) {
-        _ if !r.closed => Exit::Pending,
-        Ok(pb::ActivityStatus::Completed) => Exit::Completed,
-        Ok(pb::ActivityStatus::Failed) => Exit::ApplicationError,
-        Ok(pb::ActivityStatus::Cancelled) => Exit::Cancelled,
-        Ok(pb::ActivityStatus::TimedOut) => Exit::SandboxFailure,
-        _ => Exit::Terminated,
-    };
+    let exit = exit_of(e.status, r.closed);
     if json_out {
         print_json(&execution_json(&e));
         return Ok(exit);

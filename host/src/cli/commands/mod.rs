@@ -3,6 +3,7 @@
 
 mod activity;
 mod completion;
+mod many;
 mod operator;
 mod start;
 

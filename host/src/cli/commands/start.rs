@@ -68,7 +68,13 @@ pub struct StartArgs {
     pub if_running: IfRunning,
     #[arg(long, value_enum, default_value = "allow")]
     pub if_closed: IfClosed,
-    /// Wait for the outcome and print it (exit status as for `result`).
+    /// Start one execution per line of this file of JSON inputs (`-`:
+    /// standard input), many per request; prints each generated id.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "id", "request_id"])]
+    pub inputs: Option<std::path::PathBuf>,
+    /// Wait for the outcome and print it (exit status as for `result`; with
+    /// --inputs, each outcome as it closes, and the status of the first
+    /// execution that did not complete).
     #[arg(long)]
     pub wait: bool,
     #[command(flatten)]
@@ -76,14 +82,34 @@ pub struct StartArgs {
 }
 
 pub async fn start(a: StartArgs) -> anyhow::Result<Exit> {
+    if let Some(file) = &a.inputs {
+        return super::many::start_many(&a, file).await;
+    }
     let channel = a.conn.channel().await?;
     let mut c = super::super::client::activities(channel.clone());
+    let req = request(&a)?;
+    let r = c.start_activity(req).await.map_err(rpc_error)?.into_inner();
+    if !a.wait {
+        if a.conn.json {
+            print_json(&json!({"activity_id": r.activity_id, "run_id": r.run_id, "started": r.started}));
+        } else {
+            let what = if r.started { "started" } else { "already exists" };
+            say!("{what}: activity {} run {}", r.activity_id, r.run_id);
+            println!("{}", r.activity_id);
+        }
+        return Ok(Exit::Completed);
+    }
+    fetch_result(&mut c, &r.activity_id, &r.run_id, Duration::from_secs(300), a.conn.json).await
+}
+
+/// The start request the arguments describe.
+pub(super) fn request(a: &StartArgs) -> anyhow::Result<pb::StartActivityRequest> {
     let retry = (a.max_attempts.is_some() || a.retry_initial_interval.is_some()).then(|| pb::RetryPolicy {
         initial_interval: a.retry_initial_interval.map(pb_duration),
         maximum_attempts: a.max_attempts,
         ..Default::default()
     });
-    let req = pb::StartActivityRequest {
+    Ok(pb::StartActivityRequest {
         activity_id: a.id.clone().unwrap_or_default(),
         activity_type: a.activity_type.clone(),
         task_queue: a.queue.clone().unwrap_or_default(),
@@ -104,17 +130,5 @@ pub async fn start(a: StartArgs) -> anyhow::Result<Exit> {
             IfClosed::AllowFailedOnly => pb::IdReusePolicy::AllowDuplicateFailedOnly,
             IfClosed::Reject => pb::IdReusePolicy::RejectDuplicate,
         } as i32,
-    };
-    let r = c.start_activity(req).await.map_err(rpc_error)?.into_inner();
-    if !a.wait {
-        if a.conn.json {
-            print_json(&json!({"activity_id": r.activity_id, "run_id": r.run_id, "started": r.started}));
-        } else {
-            let what = if r.started { "started" } else { "already exists" };
-            say!("{what}: activity {} run {}", r.activity_id, r.run_id);
-            println!("{}", r.activity_id);
-        }
-        return Ok(Exit::Completed);
-    }
-    fetch_result(&mut c, &r.activity_id, &r.run_id, Duration::from_secs(300), a.conn.json).await
+    })
 }

@@ -21,7 +21,7 @@ fn ids(list: &[&str]) -> pb::WatchActivitiesRequest {
 }
 
 async fn watch_refused(c: &mut Client, req: pb::WatchActivitiesRequest, code: Code, message: &str) {
-    let err = c.watch_activities(req).await.err().expect("refused");
+    let err = c.watch_activities(req).await.expect_err("refused");
     assert_eq!(err.code(), code, "{err:?}");
     assert!(err.message().contains(message), "{:?} lacks {message:?}", err.message());
 }

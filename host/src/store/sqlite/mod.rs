@@ -51,44 +51,10 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         schema::migrate(&mut conn).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         conn.set_prepared_statement_cache_capacity(64);
-        preallocate_wal(path)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(SqliteStore { writer: Writer::spawn(conn, wal.into()) })
     }
-}
-
-/// Bytes of WAL written ahead as zeros: what is written between two
-/// checkpoints (`wal_autocheckpoint` pages of 4 KiB, plus frame headers).
-const WAL_PREALLOCATED: u64 = 20_000 * (4096 + 24);
-
-/// Extends the WAL file (every commit appends to it and is fsynced) with
-/// written zeros up to `WAL_PREALLOCATED`, so commits overwrite allocated
-/// blocks: an fdatasync that grows a file also journals its size and new
-/// blocks, which made each commit's fsync ~70 µs slower here. SQLite reads
-/// frames up to the first whose checksum fails (zeros do), and after each
-/// checkpoint writes the file again from its start. Done after the schema
-/// exists, as SQLite deletes the WAL of an empty database.
-fn preallocate_wal(path: &Path) -> Result<(), StoreError> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = Path::new(&wal);
-    let fail = |e: std::io::Error| StoreError::Backend(format!("cannot preallocate {}: {e}", wal.display()));
-    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(wal).map_err(fail)?;
-    let size = file.metadata().map_err(fail)?.len();
-    if size >= WAL_PREALLOCATED {
-        return Ok(());
-    }
-    file.seek(SeekFrom::Start(size)).map_err(fail)?;
-    let zeros = vec![0u8; 1 << 20];
-    let mut left = WAL_PREALLOCATED - size;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        file.write_all(&zeros[..n]).map_err(fail)?;
-        left -= n as u64;
-    }
-    file.sync_all().map_err(fail)
 }
 
 /// The columns an execution is read from, in `row_exec`'s order.

@@ -291,13 +291,19 @@ async fn call(address: &str, path: &'static str, body: Vec<u8>) -> tonic::Status
     let uri = http::uri::PathAndQuery::from_static(path);
     if path == WATCH || path == WATCH_MANY {
         // The stream's first message (a snapshot, a close) or its error.
-        return match grpc.server_streaming(req, uri, Raw).await {
-            Ok(response) => match response.into_inner().message().await {
-                Ok(_) => tonic::Status::ok(""),
+        // A filter watch sends nothing until something closes: bounded here.
+        let first = async {
+            match grpc.server_streaming(req, uri, Raw).await {
+                Ok(response) => match response.into_inner().message().await {
+                    Ok(_) => tonic::Status::ok(""),
+                    Err(status) => status,
+                },
                 Err(status) => status,
-            },
-            Err(status) => status,
+            }
         };
+        return tokio::time::timeout(Duration::from_millis(300), first)
+            .await
+            .unwrap_or_else(|_| tonic::Status::deadline_exceeded("no message within 300 ms"));
     }
     match grpc.unary(req, uri, Raw).await {
         Ok(_) => tonic::Status::ok(""),

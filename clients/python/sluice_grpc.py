@@ -64,14 +64,10 @@ def start_many(stub, requests, per_request=1000, token=None):
     messages. Yields one StartActivityOutcome per request, in order: its
     `started` (activity_id, run_id) or its `error` (code, message).
     """
-    batch = []
-    for r in requests:
-        batch.append(r)
-        if len(batch) == per_request:
-            yield from stub.StartActivities(pb.StartActivitiesRequest(starts=batch), metadata=metadata(token)).outcomes
-            batch = []
-    if batch:
-        yield from stub.StartActivities(pb.StartActivitiesRequest(starts=batch), metadata=metadata(token)).outcomes
+    requests = list(requests)
+    for i in range(0, len(requests), per_request):
+        batch = pb.StartActivitiesRequest(starts=requests[i:i + per_request])
+        yield from stub.StartActivities(batch, metadata=metadata(token)).outcomes
 
 
 def follow(stub, activity_ids, token=None):

@@ -108,8 +108,11 @@ impl pb::activity_service_server::ActivityService for Api {
                 starts.len()
             )));
         }
-        let checked: Vec<Result<StartRequest, Status>> = starts.into_iter().map(|r| self.start_request(r)).collect();
-        let valid = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        // The valid requests go to the engine; each start keeps its place
+        // (or its refusal) in `checked`.
+        let mut valid = Vec::with_capacity(starts.len());
+        let checked: Vec<Result<(), Status>> =
+            starts.into_iter().map(|r| self.start_request(r).map(|s| valid.push(s))).collect();
         let mut started = self.engine.start_activities(valid).await.into_iter();
         let outcome = |o| pb::StartActivityOutcome { outcome: Some(o) };
         let error = |s: Status| {

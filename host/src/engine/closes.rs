@@ -4,10 +4,9 @@
 //! wakes its own waiters instead of every watcher, and they need not read
 //! the store again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -37,7 +36,18 @@ impl CloseFilter {
 #[derive(Clone)]
 struct Waiter {
     id: u64,
-    tx: mpsc::Sender<Arc<Execution>>,
+    tx: mpsc::UnboundedSender<Arc<Execution>>,
+    /// Closes sent and not yet received: a filter waiter is dropped at
+    /// `MAX_LAG`. An id waiter receives at most one close per run of its
+    /// ids, so it is not bounded (a bound could lose a later run's close).
+    queued: Arc<AtomicUsize>,
+}
+
+impl Waiter {
+    fn send(&self, e: Arc<Execution>) -> bool {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(e).is_ok()
+    }
 }
 
 #[derive(Default)]
@@ -55,7 +65,8 @@ pub(super) struct Closes {
 /// One waiter's closes; unregisters itself when dropped.
 pub struct Subscription {
     id: u64,
-    rx: mpsc::Receiver<Arc<Execution>>,
+    rx: mpsc::UnboundedReceiver<Arc<Execution>>,
+    queued: Arc<AtomicUsize>,
     activity_ids: Vec<String>,
     inner: Arc<Mutex<Inner>>,
 }
@@ -64,7 +75,9 @@ impl Subscription {
     /// The next close, or `None` once a filter subscription was dropped
     /// for falling behind (an id subscription is never dropped).
     pub async fn recv(&mut self) -> Option<Arc<Execution>> {
-        self.rx.recv().await
+        let e = self.rx.recv().await?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(e)
     }
 }
 
@@ -84,11 +97,10 @@ impl Drop for Subscription {
 }
 
 impl Closes {
-    /// Closes of any run of these activity ids. Each id closes at most once
-    /// per run, so the channel holds them all and never lags.
+    /// Closes of any run of these activity ids.
     pub fn subscribe_ids(&self, activity_ids: Vec<String>) -> Subscription {
         let mut inner = self.inner.lock().unwrap();
-        let (sub, waiter) = self.new_subscription(&mut inner, activity_ids.len().max(1), activity_ids.clone());
+        let (sub, waiter) = self.new_subscription(&mut inner, activity_ids.clone());
         for a in activity_ids {
             inner.by_activity.entry(a).or_default().push(waiter.clone());
         }
@@ -98,26 +110,22 @@ impl Closes {
     /// Closes matching `filter`, from now on.
     pub fn subscribe_filter(&self, filter: CloseFilter) -> Subscription {
         let mut inner = self.inner.lock().unwrap();
-        let (sub, waiter) = self.new_subscription(&mut inner, MAX_LAG, Vec::new());
+        let (sub, waiter) = self.new_subscription(&mut inner, Vec::new());
         inner.by_filter.push((filter, waiter));
         sub
     }
 
-    fn new_subscription(
-        &self,
-        inner: &mut Inner,
-        capacity: usize,
-        activity_ids: Vec<String>,
-    ) -> (Subscription, Waiter) {
+    fn new_subscription(&self, inner: &mut Inner, activity_ids: Vec<String>) -> (Subscription, Waiter) {
         inner.next_id += 1;
         let id = inner.next_id;
-        let (tx, rx) = mpsc::channel(capacity);
-        let sub = Subscription { id, rx, activity_ids, inner: self.inner.clone() };
-        (sub, Waiter { id, tx })
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let sub = Subscription { id, rx, queued: queued.clone(), activity_ids, inner: self.inner.clone() };
+        (sub, Waiter { id, tx, queued })
     }
 
     /// Delivers a committed close to its waiters. Never blocks: a filter
-    /// waiter whose channel is full is dropped (its stream then ends).
+    /// waiter `MAX_LAG` closes behind is dropped (its stream then ends).
     pub fn closed(&self, e: &Execution) {
         let mut inner = self.inner.lock().unwrap();
         if inner.by_activity.is_empty() && inner.by_filter.is_empty() {
@@ -127,15 +135,14 @@ impl Closes {
         let mut value = || shared.get_or_insert_with(|| Arc::new(e.clone())).clone();
         if let Some(waiters) = inner.by_activity.get(&e.activity_id) {
             for w in waiters {
-                // Sized to hold every close it can receive; closed = gone.
-                let _ = w.tx.try_send(value());
+                w.send(value());
             }
         }
         inner.by_filter.retain(|(filter, w)| {
             if !filter.matches(e) {
                 return true;
             }
-            w.tx.try_send(value()).is_ok()
+            w.queued.load(Ordering::Acquire) < MAX_LAG && w.send(value())
         });
     }
 }
@@ -216,7 +223,7 @@ impl Engine {
                 activity_ids.len()
             )));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for id in &activity_ids {
             check_ids(id, None)?;
             if !seen.insert(id.as_str()) {
@@ -304,6 +311,18 @@ mod tests {
             got += 1;
         }
         assert_eq!(got, MAX_LAG, "what fit was delivered, then the stream ended");
+    }
+
+    #[tokio::test]
+    async fn an_id_waiter_gets_the_close_of_every_run_even_unread() {
+        let closes = Closes::default();
+        let mut a = closes.subscribe_ids(vec!["a".into()]);
+        let (mut first, mut second) = (exec("a", "q", "noop"), exec("a", "q", "noop"));
+        (first.run_id, second.run_id) = ("r1".into(), "r2".into());
+        closes.closed(&first);
+        closes.closed(&second);
+        assert_eq!(a.recv().await.unwrap().run_id, "r1");
+        assert_eq!(a.recv().await.unwrap().run_id, "r2", "a waiter for r2 must not miss it behind r1");
     }
 
     #[test]

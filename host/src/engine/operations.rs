@@ -43,19 +43,28 @@ impl Engine {
         reqs: Vec<StartRequest>,
     ) -> Vec<Result<StartResponse, EngineError>> {
         let now = self.clock.now();
-        let prepared: Vec<Result<NewStart, EngineError>> = reqs.iter().map(|r| self.prepare_start(r, now)).collect();
-        let valid: Vec<NewStart> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        // The valid starts go to the store (moved, inputs not copied); each
+        // request keeps its activity id or its refusal, in order.
+        let mut valid = Vec::with_capacity(reqs.len());
+        let ids: Vec<Result<String, EngineError>> = reqs
+            .into_iter()
+            .map(|r| {
+                let start = self.prepare_start(r, now)?;
+                let id = start.exec.activity_id.clone();
+                valid.push(start);
+                Ok(id)
+            })
+            .collect();
         let mut outcomes = match self.store.start_many(valid).await {
             Ok(o) => o.into_iter(),
             Err(e) => {
                 let e = EngineError::from(e);
-                return prepared.into_iter().map(|p| p.and(Err(EngineError::Internal(e.to_string())))).collect();
+                return ids.into_iter().map(|id| id.and(Err(EngineError::Internal(e.to_string())))).collect();
             }
         };
-        prepared
-            .into_iter()
-            .map(|p| {
-                let activity_id = p?.exec.activity_id;
+        ids.into_iter()
+            .map(|id| {
+                let activity_id = id?;
                 match outcomes.next().expect("one outcome per valid start") {
                     StartOutcome::Created(c) => {
                         self.act(&c.value, &c.transition, now);
@@ -71,54 +80,65 @@ impl Engine {
     }
 
     /// Validates a start request and builds its execution.
-    fn prepare_start(&self, req: &StartRequest, now: Millis) -> Result<NewStart, EngineError> {
-        check_name("activity_type", &req.activity_type)?;
-        if let Some(r) = &req.request_id {
+    fn prepare_start(&self, req: StartRequest, now: Millis) -> Result<NewStart, EngineError> {
+        let StartRequest {
+            activity_id,
+            activity_type,
+            task_queue,
+            input,
+            timeouts,
+            retry,
+            priority,
+            request_id,
+            conflict,
+            reuse,
+            cancel_grace,
+        } = req;
+        check_name("activity_type", &activity_type)?;
+        if let Some(r) = &request_id {
             check_name("request_id", r)?;
         }
-        let activity_id = match (&req.activity_id, &req.request_id) {
-            (Some(id), _) => id.clone(),
+        let activity_id = match (activity_id, &request_id) {
+            (Some(id), _) => id,
             // A retried start with the same request id finds its run.
             (None, Some(r)) => id_for_request(r),
             (None, None) => uuid::Uuid::now_v7().to_string(),
         };
         check_name("activity_id", &activity_id)?;
-        let defaults = self.type_defaults(&req.activity_type);
-        let task_queue = req
-            .task_queue
-            .clone()
+        let defaults = self.type_defaults(&activity_type);
+        let task_queue = task_queue
             .or_else(|| defaults.and_then(|d| d.queues.first().cloned()))
             .unwrap_or_else(|| "default".to_string());
         check_name("task_queue", &task_queue)?;
-        let input = req.input.clone().unwrap_or_else(|| Payload::json(&serde_json::Value::Null));
+        let input = input.unwrap_or_else(|| Payload::json(&serde_json::Value::Null));
         self.check_payload("input", Some(&input))?;
-        let priority = match req.priority {
+        let priority = match priority {
             None | Some(0) => 3,
             Some(p @ 1..=5) => p,
             Some(p) => return Err(EngineError::Invalid(format!("priority must be 1 (first) to 5, got {p}"))),
         };
         let timeouts = match defaults {
-            Some(d) => req.timeouts.or(&d.timeouts()),
-            None => req.timeouts.clone(),
+            Some(d) => timeouts.or(&d.timeouts()),
+            None => timeouts,
         };
-        let retry = req.retry.clone().unwrap_or_else(|| self.retry_defaults(&req.activity_type));
-        let cancel_grace = req.cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
+        let retry = retry.unwrap_or_else(|| self.retry_defaults(&activity_type));
+        let cancel_grace = cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
         let exec = Execution::new(
             NewExecution {
                 activity_id,
                 run_id: uuid::Uuid::now_v7().to_string(),
-                activity_type: req.activity_type.clone(),
+                activity_type,
                 task_queue,
                 input,
                 priority,
-                request_id: req.request_id.clone(),
+                request_id,
                 timeouts,
                 retry,
                 cancel_grace,
             },
             now,
         )?;
-        Ok(NewStart { exec, conflict: req.conflict, reuse: req.reuse })
+        Ok(NewStart { exec, conflict, reuse })
     }
 
     /// Resolves a completion target to (activity id, run id, attempt).

@@ -117,6 +117,17 @@ async fn the_cli_starts_a_file_of_inputs_and_follows_their_outcomes() {
     assert!(outcomes.contains(&format!("{} completed {{\"greeting\":\"Hello, a!\"}}", lines[0])), "{stdout}");
     assert!(outcomes.contains(&format!("{} failed after 1 attempt(s): application EmptyName", lines[1])), "{stdout}");
 
+    // An input over max_payload (2 MiB) is refused on its own line; the
+    // others start, each request kept under the server's request bound.
+    let big = format!("\"{}\"", "x".repeat(2 * 1024 * 1024 + 10));
+    std::fs::write(&inputs, format!("{{\"name\": \"a\"}}\n{big}\n{{\"name\": \"c\"}}\n")).unwrap();
+    let out = server.cli(&["start", "hello", "--inputs", inputs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "a and c started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: refused: input is 2097164 bytes, over the limit of 2097152 bytes"), "{stderr}");
+    assert!(stderr.contains("1 of 3 start(s) refused"), "{stderr}");
+
     std::fs::write(&inputs, "{\"name\": \"a\"}\nnot json\n").unwrap();
     let out = server.cli(&["start", "hello", "--inputs", inputs.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

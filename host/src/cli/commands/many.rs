@@ -26,19 +26,21 @@ pub async fn start_many(a: &StartArgs, file: &Path) -> anyhow::Result<Exit> {
     let inputs = read_inputs(file)?;
     let template = super::start::request(a)?;
     let mut c = client::activities(a.conn.channel().await?);
-    let total = inputs.len();
-    let mut started = Vec::with_capacity(total);
+    let mut started = Vec::with_capacity(inputs.len());
     let mut refused = 0;
     let mut chunk: Vec<(usize, pb::StartActivityRequest)> = Vec::new();
     let mut bytes = 0;
-    for (i, (line, input)) in inputs.into_iter().enumerate() {
-        bytes += input.data.len();
-        chunk.push((line, pb::StartActivityRequest { input: Some(input), ..template.clone() }));
-        if chunk.len() == STARTS_PER_REQUEST || bytes >= BYTES_PER_REQUEST || i + 1 == total {
+    for (line, input) in inputs {
+        // Sent before it would outgrow a request (an input over the budget
+        // goes alone, and the server says whether it fits).
+        if !chunk.is_empty() && (chunk.len() == STARTS_PER_REQUEST || bytes + input.data.len() > BYTES_PER_REQUEST) {
             refused += send(&mut c, std::mem::take(&mut chunk), &mut started, a.conn.json).await?;
             bytes = 0;
         }
+        bytes += input.data.len();
+        chunk.push((line, pb::StartActivityRequest { input: Some(input), ..template.clone() }));
     }
+    refused += send(&mut c, chunk, &mut started, a.conn.json).await?;
     let mut exit = if refused > 0 { Exit::HostError } else { Exit::Completed };
     if a.wait {
         let first_not_completed = follow(&mut c, &started, a.conn.json).await?;

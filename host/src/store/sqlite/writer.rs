@@ -161,7 +161,7 @@ fn run(
     to_sync: mpsc::Sender<(u64, Vec<Box<dyn Job>>)>,
     mut disk: Durability,
 ) {
-    // Numbers of the batches that wrote something.
+    // How many batches have written something: the number of the last.
     let mut written = 0u64;
     let mut next = None;
     loop {

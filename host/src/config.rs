@@ -84,11 +84,15 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     /// The SQLite file, created on first start (relative to the config file).
     pub path: PathBuf,
+    /// Closed executions (with their history and logs) are deleted this
+    /// long after they closed.
+    #[serde(with = "duration")]
+    pub retention: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("sluice.db") }
+        StoreConfig { path: PathBuf::from("sluice.db"), retention: Duration::from_secs(7 * 24 * 3600) }
     }
 }
 
@@ -309,6 +313,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.store.retention < Duration::from_secs(1) {
+            return Err("store.retention: must be at least 1s".into());
         }
         for (name, queue) in &self.queues {
             if let Some(rate) = queue.rate_limit

@@ -21,6 +21,7 @@ fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
             timeouts: Timeouts { start_to_close: Some(Duration::from_secs(10)), ..Timeouts::default() },
             retry: RetryPolicy::default(),
             cancel_grace: Duration::from_secs(1),
+            pinned_version: None,
         },
         now,
     )
@@ -87,16 +88,16 @@ async fn claims_follow_priority_then_age_and_respect_backoff_and_types() {
     later.attempt_scheduled_at = 1_000; // in a backoff
     start(&store, later).await;
 
-    let claimed = store.claim("q", None, "host/w", 3, 10).await.unwrap();
+    let claimed = store.claim("q", None, "host/w", Default::default(), 3, 10).await.unwrap();
     let ids: Vec<&str> = claimed.iter().map(|c| c.value.activity_id.as_str()).collect();
     assert_eq!(ids, ["urgent", "old", "new"]);
     assert!(claimed.iter().all(|c| c.value.status == Status::Started && c.value.worker.as_deref() == Some("host/w")));
     assert_eq!(store.next_dispatch("q", None).await.unwrap(), Some(0), "low is still waiting");
-    assert!(store.claim("q", Some(vec!["nope".into()]), "w", 10, 10).await.unwrap().is_empty());
-    let rest = store.claim("q", Some(vec!["t".into()]), "w", 10, 10).await.unwrap();
+    assert!(store.claim("q", Some(vec!["nope".into()]), "w", Default::default(), 10, 10).await.unwrap().is_empty());
+    let rest = store.claim("q", Some(vec!["t".into()]), "w", Default::default(), 10, 10).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(store.next_dispatch("q", None).await.unwrap(), Some(1_000));
-    assert_eq!(store.claim("q", None, "w", 10, 1_000).await.unwrap()[0].value.activity_id, "later");
+    assert_eq!(store.claim("q", None, "w", Default::default(), 10, 1_000).await.unwrap()[0].value.activity_id, "later");
     let stats = store.queue_stats("q").await.unwrap();
     assert_eq!((stats.backlog, stats.running), (0, 5));
     assert_eq!(store.started_by("host/").await.unwrap().len(), 3);
@@ -108,7 +109,7 @@ async fn deadlines_are_indexed_for_the_timer() {
     let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     assert_eq!(store.next_deadline().await.unwrap(), None, "a scheduled attempt without s2s/s2c has no deadline");
-    store.claim("q", None, "w", 1, 100).await.unwrap();
+    store.claim("q", None, "w", Default::default(), 1, 100).await.unwrap();
     assert_eq!(store.next_deadline().await.unwrap(), Some(10_100));
     assert!(store.due(10_099, 10).await.unwrap().is_empty());
     assert_eq!(store.due(10_100, 10).await.unwrap().len(), 1);

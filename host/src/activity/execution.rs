@@ -82,6 +82,9 @@ pub struct NewExecution {
     pub retry: RetryPolicy,
     /// How long a started attempt may take to stop after a cancel request.
     pub cancel_grace: Duration,
+    /// Run every attempt on this version of the type's component (`None`:
+    /// the type's current version when the attempt starts).
+    pub pinned_version: Option<String>,
 }
 
 /// Latest human-facing progress.
@@ -106,6 +109,8 @@ pub struct Execution {
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     pub cancel_grace: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 
     pub status: Status,
     /// The current (or last) attempt, from 1.
@@ -141,6 +146,35 @@ pub struct Execution {
     pub result: Option<Payload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_type: Option<TimeoutType>,
+    /// The component version the current attempt runs (set when it starts;
+    /// `None` for external workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// No new attempt is dispatched while paused (see `operate`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// A reset asked while an attempt ran, applied at its next heartbeat or end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_pending: Option<ResetRequest>,
+    /// Attempts before the last reset: the retry policy counts from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts_before_reset: u32,
+    /// When the last reset re-armed schedule-to-close (else `scheduled_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rearmed_at: Option<Millis>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a reset keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResetRequest {
+    /// Stay paused if paused (else a reset unpauses).
+    pub keep_paused: bool,
+    /// Forget the heartbeat details, so the next attempt starts afresh.
+    pub reset_heartbeat: bool,
 }
 
 /// Why a request was refused; the state is unchanged.
@@ -156,6 +190,10 @@ pub enum Reject {
     NotDispatchable { activity_id: String },
     #[error("activity {activity_id} already completed with a different result")]
     DifferentResult { activity_id: String },
+    #[error("activity {activity_id} is not paused")]
+    NotPaused { activity_id: String },
+    #[error("activity {activity_id}: {reason}")]
+    InvalidOptions { activity_id: String, reason: String },
 }
 
 /// What a transition did, for the history and for the engine to act on.
@@ -178,6 +216,14 @@ pub enum Change {
     CancelRequested,
     /// The execution closed with this status.
     Closed(Status),
+    /// An operator paused or unpaused it, reset it (at once, or at the
+    /// running attempt's next heartbeat or end), or changed its options.
+    Paused,
+    Unpaused,
+    Reset {
+        pending: bool,
+    },
+    OptionsUpdated,
     /// A repeated request (completion with the same result, a second
     /// cancel request): nothing changed, nothing to commit.
     AlreadyDone,
@@ -207,6 +253,7 @@ impl Execution {
             timeouts,
             retry: req.retry,
             cancel_grace: req.cancel_grace,
+            pinned_version: req.pinned_version,
             status: Status::Scheduled,
             attempt: 1,
             scheduled_at: now,
@@ -222,11 +269,21 @@ impl Execution {
             last_failure: None,
             result: None,
             timeout_type: None,
+            version: None,
+            paused: false,
+            reset_pending: None,
+            attempts_before_reset: 0,
+            rearmed_at: None,
         })
     }
 
+    /// The attempt as the retry policy counts it: from 1 since the last reset.
+    pub fn policy_attempt(&self) -> u32 {
+        self.attempt.saturating_sub(self.attempts_before_reset).max(1)
+    }
+
     pub fn schedule_to_close_deadline(&self) -> Option<Millis> {
-        self.timeouts.schedule_to_close.map(|d| after(self.scheduled_at, d))
+        self.timeouts.schedule_to_close.map(|d| after(self.rearmed_at.unwrap_or(self.scheduled_at), d))
     }
 
     pub fn start_to_close_deadline(&self) -> Option<Millis> {
@@ -250,6 +307,8 @@ impl Execution {
     /// The earliest moment at which `on_timer` may change something.
     pub fn next_deadline(&self) -> Option<Millis> {
         let candidates = match self.status {
+            // A paused execution waits in no queue: schedule-to-start is re-armed on unpause.
+            Status::Scheduled if self.paused => [self.schedule_to_close_deadline(), None, None, None],
             Status::Scheduled => [self.schedule_to_close_deadline(), self.schedule_to_start_deadline(), None, None],
             Status::Started => [
                 self.schedule_to_close_deadline(),
@@ -264,7 +323,7 @@ impl Execution {
 
     /// When the current attempt may be handed to a worker, if it is waiting.
     pub fn dispatchable_at(&self) -> Option<Millis> {
-        (self.status == Status::Scheduled).then_some(self.attempt_scheduled_at)
+        (self.status == Status::Scheduled && !self.paused).then_some(self.attempt_scheduled_at)
     }
 
     pub(super) fn check_open(&self) -> Result<(), Reject> {
@@ -298,14 +357,17 @@ impl Execution {
     }
 
     /// Hands the waiting attempt to `worker`.
-    pub fn start(&mut self, worker: &str, now: Millis) -> Result<Change, Reject> {
+    /// `current_version` is the type's current component version, used
+    /// unless the execution is pinned to one.
+    pub fn start(&mut self, worker: &str, current_version: Option<&str>, now: Millis) -> Result<Change, Reject> {
         self.check_open()?;
-        if self.status != Status::Scheduled || now < self.attempt_scheduled_at {
+        if self.dispatchable_at().is_none_or(|at| now < at) {
             return Err(Reject::NotDispatchable { activity_id: self.activity_id.clone() });
         }
         self.status = Status::Started;
         self.started_at = Some(now);
         self.worker = Some(worker.to_string());
+        self.version = self.pinned_version.clone().or(current_version.map(str::to_string));
         self.last_heartbeat_at = None;
         Ok(Change::Started { attempt: self.attempt })
     }
@@ -317,6 +379,9 @@ impl Execution {
         self.last_heartbeat_at = Some(now);
         if details.is_some() {
             self.heartbeat_details = details;
+        }
+        if self.reset_pending.is_some() {
+            return Ok(self.reset_at_heartbeat(now));
         }
         Ok(Change::Heartbeat { cancel_requested: self.cancel_requested_at.is_some() })
     }
@@ -393,15 +458,20 @@ impl Execution {
             _ => Status::Failed,
         };
         let failed_attempt = self.attempt;
+        let policy_attempt = self.policy_attempt();
         let retryable = !failure.non_retryable
             && !self.retry.is_non_retryable_type(&failure.error_type)
-            && self.retry.attempts_left(failed_attempt);
-        let delay = failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(failed_attempt));
+            && self.retry.attempts_left(policy_attempt);
+        let delay = failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(policy_attempt));
         let next_at = after(now, delay.min(MAX_DURATION));
         self.last_failure = Some(failure);
         if self.cancel_requested_at.is_some() {
             // Nobody wants another attempt of an execution being cancelled.
             return self.close(Status::Cancelled, now);
+        }
+        if self.reset_pending.is_some() {
+            // A reset asked during the attempt: the next one is attempt 1 of the policy, now.
+            return self.end_for_reset(now);
         }
         if !retryable {
             return self.close(final_status, now);
@@ -413,14 +483,20 @@ impl Execution {
             return self.close(Status::TimedOut, now);
         }
         self.timeout_type = None;
+        self.schedule_next(next_at);
+        Change::RetryScheduled { failed_attempt, at: next_at }
+    }
+
+    /// Puts the next attempt in the queue at `at`.
+    pub(super) fn schedule_next(&mut self, at: Millis) {
         self.status = Status::Scheduled;
         self.attempt += 1;
-        self.attempt_scheduled_at = next_at;
+        self.attempt_scheduled_at = at;
         self.started_at = None;
         self.worker = None;
+        self.version = None;
         self.pending_async = false;
         self.last_heartbeat_at = None;
-        Change::RetryScheduled { failed_attempt, at: next_at }
     }
 
     /// Asks the execution to stop. A scheduled one is cancelled at once; a

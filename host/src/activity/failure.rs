@@ -52,6 +52,8 @@ pub enum FailureSource {
     HostLost,
     Cancelled,
     Terminated,
+    /// An operator reset the execution while the attempt ran.
+    Reset,
 }
 
 impl FailureSource {
@@ -64,6 +66,7 @@ impl FailureSource {
             FailureSource::HostLost => "host-lost",
             FailureSource::Cancelled => "cancelled",
             FailureSource::Terminated => "terminated",
+            FailureSource::Reset => "reset",
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum HistoryKind {
     RetryScheduled,
     CancelRequested,
     Closed(Status),
+    Paused,
+    Unpaused,
+    Reset,
+    OptionsUpdated,
 }
 
 impl HistoryKind {
@@ -28,6 +32,10 @@ impl HistoryKind {
             HistoryKind::RetryScheduled => "retry-scheduled",
             HistoryKind::CancelRequested => "cancel-requested",
             HistoryKind::Closed(status) => status.as_str(),
+            HistoryKind::Paused => "paused",
+            HistoryKind::Unpaused => "unpaused",
+            HistoryKind::Reset => "reset",
+            HistoryKind::OptionsUpdated => "options-updated",
         }
     }
 
@@ -36,6 +44,10 @@ impl HistoryKind {
             "pending-async" => HistoryKind::PendingAsync,
             "retry-scheduled" => HistoryKind::RetryScheduled,
             "cancel-requested" => HistoryKind::CancelRequested,
+            "paused" => HistoryKind::Paused,
+            "unpaused" => HistoryKind::Unpaused,
+            "reset" => HistoryKind::Reset,
+            "options-updated" => HistoryKind::OptionsUpdated,
             _ => match Status::parse(s)? {
                 Status::Scheduled => HistoryKind::Scheduled,
                 Status::Started => HistoryKind::Started,
@@ -78,12 +90,22 @@ pub struct HistoryEntry {
 pub fn record(change: &Change, e: &Execution, now: Millis) -> Option<HistoryEntry> {
     let (kind, attempt, detail) = match change {
         Change::Scheduled => (HistoryKind::Scheduled, e.attempt, json!({ "task_queue": e.task_queue })),
-        Change::Started { attempt } => (HistoryKind::Started, *attempt, json!({ "worker": e.worker })),
+        Change::Started { attempt } => {
+            (HistoryKind::Started, *attempt, json!({ "worker": e.worker, "version": e.version }))
+        }
         Change::PendingAsync => (HistoryKind::PendingAsync, e.attempt, json!({})),
         Change::RetryScheduled { failed_attempt, at } => {
             (HistoryKind::RetryScheduled, *failed_attempt, json!({ "failure": e.last_failure, "next_attempt_at": at }))
         }
         Change::CancelRequested => (HistoryKind::CancelRequested, e.attempt, json!({})),
+        Change::Paused => (HistoryKind::Paused, e.attempt, json!({})),
+        Change::Unpaused => (HistoryKind::Unpaused, e.attempt, json!({ "next_attempt_at": e.dispatchable_at() })),
+        Change::Reset { pending } => (HistoryKind::Reset, e.attempt, json!({ "at_attempt_end": pending })),
+        Change::OptionsUpdated => (
+            HistoryKind::OptionsUpdated,
+            e.attempt,
+            json!({ "task_queue": e.task_queue, "priority": e.priority, "timeouts": e.timeouts, "retry": e.retry }),
+        ),
         Change::Closed(status) => {
             let detail = match status {
                 Status::Completed => json!({ "result_bytes": e.result.as_ref().map_or(0, |r| r.data.len()) }),

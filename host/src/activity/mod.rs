@@ -7,6 +7,9 @@ mod admission;
 mod execution;
 mod failure;
 mod history;
+mod operate;
+#[cfg(test)]
+mod operate_tests;
 mod options;
 mod outcome;
 #[cfg(test)]
@@ -16,9 +19,10 @@ mod tests;
 mod time;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
-pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, Status};
+pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, ResetRequest, Status};
 pub use failure::{Failure, FailureSource, TimeoutType};
 pub use history::{HistoryEntry, HistoryKind, Transition, record};
+pub use operate::OptionsUpdate;
 pub use options::{OptionsError, RetryPolicy, Timeouts};
 pub use outcome::{AttemptEnd, Outcome};
 pub use time::{MAX_DURATION, MAX_MILLIS, after, check_duration, millis};

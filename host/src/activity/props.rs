@@ -122,7 +122,7 @@ fn apply(e: &mut Execution, event: &Event, now: &mut Millis) -> Option<Result<Ch
             *now = after(*now, *d);
             return None;
         }
-        Event::Start => e.start("w", *now),
+        Event::Start => e.start("w", None, *now),
         Event::Heartbeat { stale } => {
             e.heartbeat(if *stale { attempt.wrapping_sub(1) } else { attempt }, Some(Payload::json(now)), *now)
         }
@@ -184,6 +184,7 @@ proptest! {
             timeouts,
             retry,
             cancel_grace: Duration::from_secs(5),
+            pinned_version: None,
         };
         // Options out of range are refused, with a reason, and that is all.
         let Ok(mut e) = Execution::new(new, start) else { return Ok(()) };

@@ -24,6 +24,7 @@ fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> Execution {
             timeouts,
             retry,
             cancel_grace: Duration::from_secs(5),
+            pinned_version: None,
         },
         now,
     )
@@ -40,7 +41,7 @@ fn app_error(msg: &str) -> Failure {
 
 fn started(timeouts: Timeouts, retry: RetryPolicy) -> Execution {
     let mut e = new_exec(timeouts, retry, 0);
-    e.start("w", 0).unwrap();
+    e.start("w", None, 0).unwrap();
     e
 }
 
@@ -118,7 +119,7 @@ fn invalid_retry_policies_are_refused_with_the_field_named() {
 fn scheduled_then_started_then_completed() {
     let mut e = new_exec(stc(10), RetryPolicy::default(), 100);
     assert_eq!((e.status, e.attempt, e.dispatchable_at()), (Status::Scheduled, 1, Some(100)));
-    assert_eq!(e.start("w1", 150), Ok(Change::Started { attempt: 1 }));
+    assert_eq!(e.start("w1", None, 150), Ok(Change::Started { attempt: 1 }));
     assert_eq!((e.status, e.started_at, e.worker.as_deref()), (Status::Started, Some(150), Some("w1")));
     assert_eq!(e.complete(1, Payload::json(&"ok"), 200), Ok(Change::Closed(Status::Completed)));
     assert_eq!((e.status, e.closed_at), (Status::Completed, Some(200)));
@@ -141,7 +142,7 @@ fn completing_twice_is_idempotent_only_for_the_same_result() {
 #[test]
 fn a_started_attempt_cannot_be_started_again() {
     let mut e = started(stc(10), RetryPolicy::default());
-    assert_eq!(e.start("w2", 1), Err(Reject::NotDispatchable { activity_id: "a1".into() }));
+    assert_eq!(e.start("w2", None, 1), Err(Reject::NotDispatchable { activity_id: "a1".into() }));
 }
 
 // ---- retries ----
@@ -153,8 +154,8 @@ fn a_retryable_failure_schedules_the_next_attempt_after_the_backoff() {
     assert_eq!((e.status, e.attempt, e.dispatchable_at()), (Status::Scheduled, 2, Some(3 * S)));
     assert_eq!(e.last_failure.as_ref().unwrap().message, "x");
     // Not before the backoff has passed.
-    assert!(e.start("w", 3 * S - 1).is_err());
-    assert_eq!(e.start("w", 3 * S), Ok(Change::Started { attempt: 2 }));
+    assert!(e.start("w", None, 3 * S - 1).is_err());
+    assert_eq!(e.start("w", None, 3 * S), Ok(Change::Started { attempt: 2 }));
     assert_eq!(e.fail(2, app_error("y"), 4 * S), Ok(Change::RetryScheduled { failed_attempt: 2, at: 6 * S }));
 }
 
@@ -182,7 +183,7 @@ fn maximum_attempts_bounds_the_retries() {
     for attempt in 1..=2 {
         assert!(matches!(e.fail(attempt, app_error("x"), now), Ok(Change::RetryScheduled { .. })));
         now = e.attempt_scheduled_at;
-        e.start("w", now).unwrap();
+        e.start("w", None, now).unwrap();
     }
     assert_eq!(e.fail(3, app_error("x"), now), Ok(Change::Closed(Status::Failed)));
     assert_eq!(e.attempt, 3);
@@ -228,7 +229,7 @@ fn start_to_close_is_retryable_and_final_as_timed_out() {
     assert_eq!(e.on_timer(10 * S - 1), None);
     assert_eq!(e.on_timer(10 * S), Some(Change::RetryScheduled { failed_attempt: 1, at: 11 * S }));
     assert_eq!(e.last_failure.as_ref().unwrap().error_type, "StartToCloseTimeout");
-    e.start("w", 11 * S).unwrap();
+    e.start("w", None, 11 * S).unwrap();
     assert_eq!(e.on_timer(21 * S), Some(Change::Closed(Status::TimedOut)));
     assert_eq!(e.timeout_type, Some(TimeoutType::StartToClose));
 }
@@ -258,7 +259,7 @@ fn schedule_to_start_is_never_retried_and_restarts_per_attempt() {
     // budget counts from then.
     let mut e =
         new_exec(timeouts, RetryPolicy { initial_interval: Duration::from_secs(2), ..RetryPolicy::default() }, 0);
-    e.start("w", 0).unwrap();
+    e.start("w", None, 0).unwrap();
     e.fail(1, app_error("x"), S).unwrap();
     assert_eq!(e.on_timer(7 * S), None);
     assert_eq!(e.next_deadline(), Some(8 * S));
@@ -283,7 +284,7 @@ fn heartbeat_details_carry_to_the_next_attempt_and_into_the_final_timeout() {
     e.heartbeat(1, None, 2 * S).unwrap(); // no details: the previous ones stay
     e.on_timer(10 * S).unwrap();
     assert_eq!(e.heartbeat_details, Some(Payload::json(&7)));
-    e.start("w", 11 * S).unwrap();
+    e.start("w", None, 11 * S).unwrap();
     e.on_timer(21 * S).unwrap();
     assert_eq!((e.status, e.heartbeat_details.clone()), (Status::TimedOut, Some(Payload::json(&7))));
 }
@@ -292,7 +293,7 @@ fn heartbeat_details_carry_to_the_next_attempt_and_into_the_final_timeout() {
 fn a_stale_attempt_is_refused() {
     let mut e = started(stc(10), RetryPolicy::default());
     e.on_timer(10 * S).unwrap();
-    e.start("w", 11 * S).unwrap();
+    e.start("w", None, 11 * S).unwrap();
     let err = e.heartbeat(1, None, 12 * S).unwrap_err();
     assert_eq!(err.to_string(), "attempt 1 of activity a1 is stale: the execution is on attempt 2");
     assert!(e.complete(1, Payload::json(&1), 12 * S).is_err());
@@ -322,7 +323,7 @@ fn cancelling_a_scheduled_execution_is_immediate_even_during_backoff() {
     let mut e = started(stc(10), RetryPolicy::default());
     e.fail(1, app_error("x"), S).unwrap(); // in backoff until 2s
     assert_eq!(e.request_cancel(S + 1), Ok(Change::Closed(Status::Cancelled)));
-    assert!(e.start("w", 2 * S).is_err());
+    assert!(e.start("w", None, 2 * S).is_err());
 }
 
 #[test]

@@ -7,8 +7,8 @@ use tonic::Status;
 
 use super::pb;
 use crate::activity::HistoryEntry;
-use crate::activity::{self, ConflictPolicy, Execution, Failure, Millis, RetryPolicy, ReusePolicy};
-use crate::engine::{EngineError, PolledTask, Target};
+use crate::activity::{self, ConflictPolicy, Execution, Failure, Millis, RetryPolicy, ReusePolicy, Timeouts};
+use crate::engine::{EngineError, OptionsChange, PolledTask, Target};
 use crate::payload::{JSON, Payload};
 use crate::store::LogEntry;
 
@@ -175,6 +175,11 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
         start_to_close_timeout: e.timeouts.start_to_close.map(pb_duration),
         heartbeat_timeout: e.timeouts.heartbeat.map(pb_duration),
         retry_policy: Some(pb_retry(&e.retry)),
+        paused: e.paused,
+        policy_attempt: e.policy_attempt(),
+        version: e.version.clone().unwrap_or_default(),
+        pinned_version: e.pinned_version.clone().unwrap_or_default(),
+        reset_pending: e.reset_pending.is_some(),
     }
 }
 
@@ -237,4 +242,53 @@ pub fn target(token: Option<String>, activity: Option<pb::ActivityRef>) -> Resul
         (_, Some(a)) => Ok(Target::Id { activity_id: a.activity_id, run_id: Some(a.run_id).filter(|r| !r.is_empty()) }),
         _ => Err(Status::invalid_argument("set task_token or activity")),
     }
+}
+
+/// The fields of an UpdateActivityOptions request its mask names.
+pub fn options_change(r: &pb::UpdateActivityOptionsRequest) -> Result<OptionsChange, Status> {
+    if r.update_mask.is_empty() {
+        return Err(Status::invalid_argument("update_mask is empty: name the fields to change"));
+    }
+    let mut change = OptionsChange::default();
+    for field in &r.update_mask {
+        let timeout = |d: &Option<prost_types::Duration>| -> Result<Option<Duration>, Status> {
+            duration(*d, field)?.map(Some).ok_or_else(|| Status::invalid_argument(format!("{field} must be over 0")))
+        };
+        let timeouts = change.timeouts.get_or_insert_with(Timeouts::default);
+        match field.as_str() {
+            "task_queue" => {
+                if r.task_queue.is_empty() {
+                    return Err(Status::invalid_argument("task_queue is in update_mask but empty"));
+                }
+                change.task_queue = Some(r.task_queue.clone());
+            }
+            "priority" => match u8::try_from(r.priority) {
+                Ok(p @ 1..=5) => change.priority = Some(p),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "priority must be 1 (first) to 5, got {}",
+                        r.priority
+                    )));
+                }
+            },
+            "schedule_to_close_timeout" => timeouts.schedule_to_close = timeout(&r.schedule_to_close_timeout)?,
+            "schedule_to_start_timeout" => timeouts.schedule_to_start = timeout(&r.schedule_to_start_timeout)?,
+            "start_to_close_timeout" => timeouts.start_to_close = timeout(&r.start_to_close_timeout)?,
+            "heartbeat_timeout" => timeouts.heartbeat = timeout(&r.heartbeat_timeout)?,
+            "retry_policy" => {
+                let p = r.retry_policy.clone().unwrap_or_default();
+                change.retry = Some(retry_policy(p, RetryPolicy::default())?);
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "update_mask: unknown field {other:?} (task_queue, priority, schedule_to_close_timeout, \
+                     schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, retry_policy)"
+                )));
+            }
+        }
+    }
+    if change.timeouts.as_ref().is_some_and(|t| *t == Timeouts::default()) {
+        change.timeouts = None;
+    }
+    Ok(change)
 }

@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, status_of};
 use super::pb;
-use crate::activity::{Failure, Timeouts};
-use crate::engine::{CloseFilter, CloseWatch, Engine, EventKind, StartRequest, StartResponse, Target};
+use crate::activity::{Failure, ResetRequest, Timeouts};
+use crate::engine::{BatchOp, CloseFilter, CloseWatch, Engine, EventKind, StartRequest, StartResponse, Target};
 use crate::limits::{MAX_FAILURE_MESSAGE, MAX_NAME, MAX_REASON};
 use crate::store::{ListFilter, LogPage};
 
@@ -312,6 +312,100 @@ impl pb::activity_service_server::ActivityService for Api {
         self.engine.terminate(&r.activity_id, opt(r.run_id).as_deref(), &r.reason).await.map_err(status_of)?;
         Ok(Response::new(pb::TerminateActivityResponse {}))
     }
+
+    async fn pause_activity(
+        &self,
+        request: Request<pb::PauseActivityRequest>,
+    ) -> Result<Response<pb::PauseActivityResponse>, Status> {
+        let (id, run) = activity_ref(request.into_inner().activity)?;
+        let e = self.engine.pause(&id, run.as_deref()).await.map_err(status_of)?;
+        Ok(Response::new(pb::PauseActivityResponse { execution: Some(convert::execution_summary(&e)) }))
+    }
+
+    async fn unpause_activity(
+        &self,
+        request: Request<pb::UnpauseActivityRequest>,
+    ) -> Result<Response<pb::UnpauseActivityResponse>, Status> {
+        let r = request.into_inner();
+        let jitter = convert::duration(r.jitter, "jitter")?.unwrap_or_default();
+        let (id, run) = activity_ref(r.activity)?;
+        let e = self.engine.unpause(&id, run.as_deref(), jitter).await.map_err(status_of)?;
+        Ok(Response::new(pb::UnpauseActivityResponse { execution: Some(convert::execution_summary(&e)) }))
+    }
+
+    async fn reset_activity(
+        &self,
+        request: Request<pb::ResetActivityRequest>,
+    ) -> Result<Response<pb::ResetActivityResponse>, Status> {
+        let r = request.into_inner();
+        let req = ResetRequest { keep_paused: r.keep_paused, reset_heartbeat: r.reset_heartbeat };
+        let (id, run) = activity_ref(r.activity)?;
+        let e = self.engine.reset(&id, run.as_deref(), req).await.map_err(status_of)?;
+        Ok(Response::new(pb::ResetActivityResponse { execution: Some(convert::execution_summary(&e)) }))
+    }
+
+    async fn update_activity_options(
+        &self,
+        request: Request<pb::UpdateActivityOptionsRequest>,
+    ) -> Result<Response<pb::UpdateActivityOptionsResponse>, Status> {
+        let r = request.into_inner();
+        let change = convert::options_change(&r)?;
+        let (id, run) = activity_ref(r.activity)?;
+        let e = self.engine.update_options(&id, run.as_deref(), change).await.map_err(status_of)?;
+        Ok(Response::new(pb::UpdateActivityOptionsResponse { execution: Some(convert::execution_summary(&e)) }))
+    }
+
+    async fn delete_activity(
+        &self,
+        request: Request<pb::DeleteActivityRequest>,
+    ) -> Result<Response<pb::DeleteActivityResponse>, Status> {
+        let (id, run) = activity_ref(request.into_inner().activity)?;
+        self.engine.delete(&id, run.as_deref()).await.map_err(status_of)?;
+        Ok(Response::new(pb::DeleteActivityResponse {}))
+    }
+
+    async fn batch_operation(
+        &self,
+        request: Request<pb::BatchOperationRequest>,
+    ) -> Result<Response<pb::BatchOperationResponse>, Status> {
+        let r = request.into_inner();
+        if r.reason.len() > MAX_REASON {
+            return Err(Status::invalid_argument(format!("reason is over {MAX_REASON} bytes")));
+        }
+        let op = match r.operation.as_str() {
+            "cancel" => BatchOp::Cancel,
+            "terminate" => BatchOp::Terminate {
+                reason: if r.reason.is_empty() { "terminated by a batch operation".into() } else { r.reason },
+            },
+            "pause" => BatchOp::Pause,
+            "unpause" => BatchOp::Unpause { jitter: convert::duration(r.jitter, "jitter")?.unwrap_or_default() },
+            "reset" => BatchOp::Reset(ResetRequest { keep_paused: r.keep_paused, reset_heartbeat: r.reset_heartbeat }),
+            "delete" => BatchOp::Delete,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "operation {other:?} is not one of cancel, terminate, pause, unpause, reset, delete"
+                )));
+            }
+        };
+        let report = self.engine.batch(&r.query, op, r.dry_run).await.map_err(status_of)?;
+        Ok(Response::new(pb::BatchOperationResponse {
+            matched: report.matched as u64,
+            applied: report.applied as u64,
+            failed: report.failed as u64,
+            errors: report
+                .errors
+                .into_iter()
+                .map(|(activity_id, message)| pb::BatchError { activity_id, message })
+                .collect(),
+        }))
+    }
+}
+
+/// (activity id, run id) of a required `activity` field.
+fn activity_ref(r: Option<pb::ActivityRef>) -> Result<(String, Option<String>), Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("activity is required"))?;
+    required("activity.activity_id", &r.activity_id)?;
+    Ok((r.activity_id, opt(r.run_id)))
 }
 
 #[tonic::async_trait]
@@ -369,8 +463,12 @@ impl pb::completion_service_server::CompletionService for Api {
         let r = request.into_inner();
         let details = convert::payload(r.details.clone());
         let target: Target = target!(r, record_heartbeat_request)?;
-        let cancel_requested = self.engine.heartbeat(&target, details).await.map_err(status_of)?;
-        Ok(Response::new(pb::RecordHeartbeatResponse { cancel_requested }))
+        let a = self.engine.heartbeat(&target, details).await.map_err(status_of)?;
+        Ok(Response::new(pb::RecordHeartbeatResponse {
+            cancel_requested: a.cancel_requested,
+            paused: a.paused,
+            reset: a.reset,
+        }))
     }
 }
 

@@ -42,9 +42,23 @@ pub enum Command {
     /// List executions, newest first.
     List(commands::ListArgs),
     /// Request cancellation (immediate if the execution is still scheduled).
-    Cancel(commands::IdArgs),
+    Cancel(commands::CancelArgs),
     /// End an execution without asking its attempt.
     Terminate(commands::TerminateArgs),
+    /// Pause: no new attempt is dispatched (a running one may finish; a
+    /// failed one's retry waits); schedule-to-close keeps running.
+    Pause(commands::PauseArgs),
+    /// Let a paused execution be dispatched again.
+    Unpause(commands::UnpauseArgs),
+    /// Start the retry count over: the next attempt is attempt 1 of the
+    /// policy, now, with timeouts re-armed (a running attempt is reset at its
+    /// next heartbeat or end).
+    Reset(commands::ResetArgs),
+    /// Change an open execution's task queue, priority, timeouts or retry policy.
+    UpdateOptions(commands::UpdateOptionsArgs),
+    /// Delete an execution with its history and logs (an open one is
+    /// terminated first).
+    Delete(commands::DeleteArgs),
     /// Complete a started attempt (by task token or activity id).
     Complete(commands::CompleteArgs),
     /// Fail a started attempt; the retry policy decides what follows.
@@ -110,6 +124,11 @@ pub fn main() -> ExitCode {
             Command::List(a) => commands::list(a).await,
             Command::Cancel(a) => commands::cancel(a).await,
             Command::Terminate(a) => commands::terminate(a).await,
+            Command::Pause(a) => commands::pause(a).await,
+            Command::Unpause(a) => commands::unpause(a).await,
+            Command::Reset(a) => commands::reset(a).await,
+            Command::UpdateOptions(a) => commands::update_options(a).await,
+            Command::Delete(a) => commands::delete(a).await,
             Command::Complete(a) => commands::complete(a).await,
             Command::Fail(a) => commands::fail(a).await,
             Command::Heartbeat(a) => commands::heartbeat(a).await,

@@ -86,7 +86,8 @@ fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {
         run_id: e.run_id.clone(),
         activity_type: e.activity_type.clone(),
         task_queue: e.task_queue.clone(),
-        attempt: e.attempt,
+        // As the retry policy counts it: from 1 again after a reset.
+        attempt: e.policy_attempt(),
         scheduled_time_ms: e.scheduled_at,
         current_attempt_scheduled_time_ms: e.attempt_scheduled_at,
         started_time_ms: e.started_at.unwrap_or_default(),

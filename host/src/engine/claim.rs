@@ -39,7 +39,10 @@ impl Engine {
         let nothing_eligible = want.types.as_ref().is_some_and(Vec::is_empty);
         if !nothing_eligible {
             let now = self.clock.now();
-            let claimed = self.store.claim(want.queue, want.types.clone(), want.worker, want.limit, now).await?;
+            let claimed = self
+                .store
+                .claim(want.queue, want.types.clone(), want.worker, self.current_versions(), want.limit, now)
+                .await?;
             if !claimed.is_empty() {
                 for c in &claimed {
                     self.act(&c.value, &c.transition, now);

@@ -281,6 +281,7 @@ mod tests {
             timeouts: Timeouts { start_to_close: Some(std::time::Duration::from_secs(1)), ..Timeouts::default() },
             retry: Default::default(),
             cancel_grace: std::time::Duration::from_secs(1),
+            pinned_version: None,
         };
         Execution::new(new, 0).unwrap()
     }

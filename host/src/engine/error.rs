@@ -40,7 +40,10 @@ impl From<StoreError> for EngineError {
 
 impl From<Reject> for EngineError {
     fn from(e: Reject) -> Self {
-        EngineError::Precondition(e.to_string())
+        match e {
+            e @ Reject::InvalidOptions { .. } => EngineError::Invalid(e.to_string()),
+            e => EngineError::Precondition(e.to_string()),
+        }
     }
 }
 

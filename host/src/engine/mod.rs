@@ -4,6 +4,7 @@
 //! on it or telling anyone.
 
 mod attempt;
+mod batch;
 mod claim;
 mod clock;
 mod closes;
@@ -12,11 +13,13 @@ mod error;
 mod events;
 mod logbook;
 mod mutate;
+mod operate;
 mod operations;
 mod poll;
 mod queries;
 mod recovery;
 mod requests;
+mod retention;
 mod runner;
 mod running;
 #[cfg(test)]
@@ -37,12 +40,14 @@ use crate::sandbox::InterruptReason;
 use crate::store::Store;
 use crate::token::{TaskToken, TokenSigner};
 
+pub use batch::{BatchOp, BatchReport, MAX_BATCH};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use closes::{CloseFilter, CloseWatch, MAX_LAG, MAX_WATCHED_IDS};
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
+pub use operate::{MAX_JITTER, OptionsChange};
 pub use poll::{EXTERNAL_PREFIX, PolledTask};
-pub use requests::{Description, StartRequest, StartResponse, Target};
+pub use requests::{Description, HeartbeatAnswer, StartRequest, StartResponse, Target};
 pub use runner::{AttemptCall, AttemptRunner, RunFuture, WasmRunner};
 
 use running::RunningAttempts;
@@ -165,6 +170,7 @@ impl Engine {
         });
         engine.recover().await?;
         tokio::spawn(timer::run(engine.clone()));
+        tokio::spawn(retention::run(engine.clone(), config.store.retention));
         for q in &engine.queues {
             tokio::spawn(dispatch::run(engine.clone(), q.clone()));
         }
@@ -228,6 +234,11 @@ impl Engine {
             run_id: e.run_id.clone(),
             attempt: e.attempt,
         })
+    }
+
+    /// The current component version of each type, for claims.
+    fn current_versions(&self) -> crate::store::CurrentVersions {
+        Default::default()
     }
 
     pub fn stats(&self) -> &Stats {

@@ -86,7 +86,9 @@ impl Engine {
             self.publish(e, h.attempt, now, EventKind::Transition { transition: h.kind, status: e.status });
         }
         match t.change {
-            Change::Scheduled => self.wake.wake_queue(&e.task_queue),
+            Change::Scheduled | Change::Unpaused | Change::Reset { pending: false } | Change::OptionsUpdated => {
+                self.wake.wake_queue(&e.task_queue)
+            }
             Change::CancelRequested => self.running.request_cancel(&e.run_id),
             Change::RetryScheduled { failed_attempt, .. } => {
                 self.running.interrupt(e, failed_attempt);

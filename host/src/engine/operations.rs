@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::mutate::Mutated;
-use super::{Engine, EngineError, EventKind, StartRequest, StartResponse, Target};
+use super::{Engine, EngineError, EventKind, HeartbeatAnswer, StartRequest, StartResponse, Target};
 use crate::activity::{Change, Execution, Failure, Millis, NewExecution, Reject, Status};
 use crate::payload::Payload;
 use crate::store::{NewStart, StartOutcome};
@@ -135,6 +135,7 @@ impl Engine {
                 timeouts,
                 retry,
                 cancel_grace,
+                pinned_version: None,
             },
             now,
         )?;
@@ -194,8 +195,12 @@ impl Engine {
         self.on_attempt(target, |e, a, now| e.report_cancelled(a, details.clone(), now)).await.map(|_| ())
     }
 
-    /// Records a heartbeat; answers whether cancellation was requested.
-    pub async fn heartbeat(self: &Arc<Self>, target: &Target, details: Option<Payload>) -> Result<bool, EngineError> {
+    /// Records a heartbeat; answers whether the attempt should stop.
+    pub async fn heartbeat(
+        self: &Arc<Self>,
+        target: &Target,
+        details: Option<Payload>,
+    ) -> Result<HeartbeatAnswer, EngineError> {
         self.check_payload("heartbeat details", details.as_ref())?;
         let m = self.on_attempt(target, |e, a, now| e.heartbeat(a, details.clone(), now)).await?;
         self.publish(
@@ -204,7 +209,11 @@ impl Engine {
             self.clock.now(),
             EventKind::Heartbeat { details: m.exec.heartbeat_details.clone() },
         );
-        Ok(matches!(m.change, Some(Change::Heartbeat { cancel_requested: true })))
+        Ok(HeartbeatAnswer {
+            cancel_requested: matches!(m.change, Some(Change::Heartbeat { cancel_requested: true })),
+            paused: m.exec.paused,
+            reset: matches!(m.change, Some(Change::RetryScheduled { .. })),
+        })
     }
 
     /// Requests cancellation (immediate for a scheduled execution).

@@ -45,6 +45,19 @@ pub enum Target {
     Id { activity_id: String, run_id: Option<String> },
 }
 
+/// What a heartbeat's sender learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeartbeatAnswer {
+    /// Cancellation was requested: stop and report cancelled.
+    pub cancel_requested: bool,
+    /// The execution is paused: the attempt may finish, or stop and fail
+    /// (its retry then waits for the unpause).
+    pub paused: bool,
+    /// An operator reset the execution: this attempt no longer counts and
+    /// the next one is scheduled.
+    pub reset: bool,
+}
+
 /// Everything known about one execution.
 #[derive(Debug, Clone)]
 pub struct Description {

@@ -13,6 +13,9 @@ use crate::activity::{ConflictPolicy, Execution, HistoryEntry, Millis, ReusePoli
 
 pub use sqlite::SqliteStore;
 
+/// The current component version (label) of each deployed type.
+pub type CurrentVersions = std::sync::Arc<std::collections::HashMap<String, String>>;
+
 /// A value with the version it was read at, for optimistic updates.
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
@@ -190,7 +193,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces an execution if it is still at `version`, appends its
     /// history entry, if any, and `logs`, all in one commit. Returns the
-    /// new version.
+    /// new version. Its options are rewritten only by an `options-updated`
+    /// transition.
     async fn update(
         &self,
         exec: &Execution,
@@ -201,7 +205,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `limit` dispatchable attempts of `queue` (of `types`
     /// only, when given), highest priority first, starting them for `worker`
-    /// (`Execution::start`, recorded as its transition). Unlike other
+    /// (`Execution::start`, recorded as its transition; `versions` holds the
+    /// current component version of each type). Unlike other
     /// writes, a claim may be answered before it is durable: a crash that
     /// loses it leaves the attempt dispatchable again.
     async fn claim(
@@ -209,6 +214,7 @@ pub trait Store: Send + Sync + 'static {
         queue: &str,
         types: Option<Vec<String>>,
         worker: &str,
+        versions: CurrentVersions,
         limit: usize,
         now: Millis,
     ) -> Result<Vec<Committed>, StoreError>;
@@ -244,6 +250,14 @@ pub trait Store: Send + Sync + 'static {
     async fn started_by(&self, prefix: &str) -> Result<Vec<Versioned<Execution>>, StoreError>;
 
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError>;
+
+    /// Deletes a closed run with its history and logs; false if there is no
+    /// such closed run.
+    async fn delete(&self, run_id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes up to `limit` runs closed before `cutoff`, oldest first, with
+    /// their history and logs; returns how many.
+    async fn delete_closed_before(&self, cutoff: Millis, limit: usize) -> Result<usize, StoreError>;
 
     /// The host secret that signs task tokens, created on first use.
     async fn secret(&self) -> Result<Vec<u8>, StoreError>;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::activity::{Execution, Failure, Millis, Progress, RetryPolicy, Status, TimeoutType, Timeouts};
+use crate::activity::{Execution, Failure, Millis, Progress, ResetRequest, RetryPolicy, Status, TimeoutType, Timeouts};
 use crate::payload::Payload;
 
 /// The options an execution was started with.
@@ -19,6 +19,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     pub cancel_grace: Duration,
     pub scheduled_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 }
 
 /// The columns written once, besides the options.
@@ -61,6 +63,20 @@ struct StateRef<'a> {
     result: &'a Option<Payload>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_type: Option<TimeoutType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: &'a Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_pending: Option<ResetRequest>,
+    #[serde(skip_serializing_if = "is_zero")]
+    attempts_before_reset: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rearmed_at: Option<Millis>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What transitions change, as read back.
@@ -91,6 +107,16 @@ struct State {
     result: Option<Payload>,
     #[serde(default)]
     timeout_type: Option<TimeoutType>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    reset_pending: Option<ResetRequest>,
+    #[serde(default)]
+    attempts_before_reset: u32,
+    #[serde(default)]
+    rearmed_at: Option<Millis>,
 }
 
 /// The state JSON of `e`: everything a transition may change.
@@ -108,6 +134,7 @@ pub fn state_json(e: &Execution) -> Result<String, StoreError> {
         retry: _,
         cancel_grace: _,
         scheduled_at: _,
+        pinned_version: _,
         status,
         attempt,
         attempt_scheduled_at,
@@ -122,6 +149,11 @@ pub fn state_json(e: &Execution) -> Result<String, StoreError> {
         last_failure,
         result,
         timeout_type,
+        version,
+        paused,
+        reset_pending,
+        attempts_before_reset,
+        rearmed_at,
     } = e;
     Ok(serde_json::to_string(&StateRef {
         status: *status,
@@ -138,6 +170,11 @@ pub fn state_json(e: &Execution) -> Result<String, StoreError> {
         last_failure,
         result,
         timeout_type: *timeout_type,
+        version,
+        paused: *paused,
+        reset_pending: *reset_pending,
+        attempts_before_reset: *attempts_before_reset,
+        rearmed_at: *rearmed_at,
     })?)
 }
 
@@ -148,12 +185,13 @@ pub fn options_json(e: &Execution) -> Result<String, StoreError> {
         retry: e.retry.clone(),
         cancel_grace: e.cancel_grace,
         scheduled_at: e.scheduled_at,
+        pinned_version: e.pinned_version.clone(),
     })?)
 }
 
 /// An execution from its fixed columns, options JSON and state JSON.
 pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, StoreError> {
-    let Options { timeouts, retry, cancel_grace, scheduled_at } = serde_json::from_str(options)?;
+    let Options { timeouts, retry, cancel_grace, scheduled_at, pinned_version } = serde_json::from_str(options)?;
     let State {
         status,
         attempt,
@@ -169,6 +207,11 @@ pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, S
         last_failure,
         result,
         timeout_type,
+        version,
+        paused,
+        reset_pending,
+        attempts_before_reset,
+        rearmed_at,
     } = serde_json::from_str(state)?;
     let Fixed { activity_id, run_id, activity_type, task_queue, priority, request_id, input } = fixed;
     Ok(Execution {
@@ -183,6 +226,7 @@ pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, S
         retry,
         cancel_grace,
         scheduled_at,
+        pinned_version,
         status,
         attempt,
         attempt_scheduled_at,
@@ -197,5 +241,10 @@ pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, S
         last_failure,
         result,
         timeout_type,
+        version,
+        paused,
+        reset_pending,
+        attempts_before_reset,
+        rearmed_at,
     })
 }

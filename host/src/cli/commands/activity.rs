@@ -1,5 +1,4 @@
-//! Following and steering executions: describe, result, watch, list,
-//! cancel, terminate.
+//! Following executions: describe, result, watch, list.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -353,54 +352,6 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
     }
     if !r.next_page_token.is_empty() {
         say!("more: --page-token {}", r.next_page_token);
-    }
-    Ok(Exit::Completed)
-}
-
-pub async fn cancel(a: IdArgs) -> anyhow::Result<Exit> {
-    let mut c = client::activities(a.conn.channel().await?);
-    let r = c
-        .request_cancel_activity(pb::RequestCancelActivityRequest {
-            activity_id: a.activity_id.clone(),
-            run_id: a.run.unwrap_or_default(),
-        })
-        .await
-        .map_err(rpc_error)?
-        .into_inner();
-    if a.conn.json {
-        print_json(&json!({"status": status_name(r.status)}));
-    } else if r.status == pb::ActivityStatus::Cancelled as i32 {
-        println!("cancelled {}", a.activity_id);
-    } else {
-        println!(
-            "cancellation requested: {} is {} and learns it on its next heartbeat",
-            a.activity_id,
-            status_name(r.status)
-        );
-    }
-    Ok(Exit::Completed)
-}
-
-#[derive(Debug, Args)]
-pub struct TerminateArgs {
-    #[command(flatten)]
-    pub id: IdArgs,
-    /// Why (recorded as the failure message).
-    #[arg(long, default_value = "terminated from the CLI")]
-    pub reason: String,
-}
-
-pub async fn terminate(a: TerminateArgs) -> anyhow::Result<Exit> {
-    let mut c = client::activities(a.id.conn.channel().await?);
-    c.terminate_activity(pb::TerminateActivityRequest {
-        activity_id: a.id.activity_id.clone(),
-        run_id: a.id.run.unwrap_or_default(),
-        reason: a.reason,
-    })
-    .await
-    .map_err(rpc_error)?;
-    if !a.id.conn.json {
-        println!("terminated {}", a.id.activity_id);
     }
     Ok(Exit::Completed)
 }

@@ -4,6 +4,7 @@
 mod activity;
 mod completion;
 mod many;
+mod operate;
 mod operator;
 mod start;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 pub use activity::*;
 pub use completion::*;
+pub use operate::*;
 pub use operator::*;
 pub use start::*;
 

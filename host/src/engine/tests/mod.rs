@@ -1,6 +1,7 @@
 //! Engine rules through the real engine and a real SQLite store, on a
 //! [`ManualClock`] with a scripted attempt runner: no WASM, no sleeps.
 
+mod operate;
 mod rules;
 
 use std::sync::{Arc, Mutex};
@@ -217,6 +218,21 @@ impl Harness {
     fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+}
+
+/// Waits until the engine has interrupted `a` (it does so right after the
+/// transition that ended the attempt is committed).
+async fn interrupted_by(a: &Scripted) -> InterruptReason {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(r) = a.interrupted() {
+                return r;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the attempt is interrupted")
 }
 
 fn stc(secs: u64) -> Timeouts {

@@ -14,21 +14,6 @@ use crate::store::LogPage;
 const MS: Duration = Duration::from_millis(1);
 const S: Duration = Duration::from_secs(1);
 
-/// Waits until the engine has interrupted `a` (it does so right after the
-/// transition that ended the attempt is committed).
-async fn interrupted(a: &Scripted) -> InterruptReason {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Some(r) = a.interrupted() {
-                return r;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the attempt is interrupted")
-}
-
 #[tokio::test]
 async fn a_failed_attempt_is_retried_after_its_backoff_and_resumes_from_its_heartbeat_details() {
     let mut h = Harness::new("").await;
@@ -100,7 +85,7 @@ async fn external_heartbeats_keep_a_pending_attempt_alive_and_their_absence_time
     for i in 0..5 {
         h.advance(8 * S);
         let cancel = h.engine.heartbeat(&target, Some(Payload::json(&json!({"beat": i})))).await.unwrap();
-        assert!(!cancel);
+        assert!(!cancel.cancel_requested);
     }
     assert_eq!(h.exec("w").await.status, Status::Started, "still alive while heartbeats come");
     // Silence: the heartbeat timeout ends it and reports the last details.
@@ -120,7 +105,7 @@ async fn a_heartbeat_timeout_interrupts_a_running_attempt_and_the_retry_resumes(
     h.heartbeat_committed("hb", json!({"i": 7})).await;
     h.advance(5 * S);
     h.transition("hb", RetryScheduled).await;
-    assert_eq!(interrupted(&a1).await, InterruptReason::HeartbeatTimeout);
+    assert_eq!(interrupted_by(&a1).await, InterruptReason::HeartbeatTimeout);
     h.advance(S);
     let a2 = h.next_attempt().await;
     assert_eq!(a2.call.last_heartbeat, Some(Payload::json(&json!({"i": 7}))));
@@ -159,7 +144,7 @@ async fn a_guest_that_ignores_a_cancel_request_is_interrupted_after_the_grace_pe
     assert_eq!(h.engine.request_cancel("c", None).await.unwrap(), Status::Started);
     h.advance(5 * S);
     assert_eq!(h.transition("c", Closed(Status::Cancelled)).await, Status::Cancelled);
-    assert_eq!(interrupted(&a).await, InterruptReason::Cancelled);
+    assert_eq!(interrupted_by(&a).await, InterruptReason::Cancelled);
     assert_eq!(h.history("c").await, ["scheduled", "started", "cancel-requested", "cancelled"]);
 }
 
@@ -175,7 +160,7 @@ async fn a_start_to_close_timeout_fires_on_the_timer_and_interrupts_the_attempt(
     assert_eq!(a.call.timeout, Some(30 * S));
     h.advance(30 * S);
     assert_eq!(h.transition("s", Closed(Status::TimedOut)).await, Status::TimedOut);
-    assert_eq!(interrupted(&a).await, InterruptReason::Timeout);
+    assert_eq!(interrupted_by(&a).await, InterruptReason::Timeout);
     assert_eq!(h.exec("s").await.timeout_type, Some(TimeoutType::StartToClose));
 }
 

@@ -12,10 +12,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::{self, Fixed};
 use super::{
-    Committed, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store, StoreError,
-    Versioned,
+    Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store,
+    StoreError, Versioned,
 };
-use crate::activity::{Admission, Change, Execution, HistoryEntry, Millis, Status, Transition, admit};
+use crate::activity::{Admission, Change, Execution, HistoryEntry, HistoryKind, Millis, Status, Transition, admit};
 use writer::Writer;
 
 use crate::payload::Payload;
@@ -117,8 +117,9 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
     let exec = &e.exec;
     conn.prepare_cached(
         "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority,
-            request_id, dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)), ?13, ?14, ?15)",
+            request_id, dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input,
+            closed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)), ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         exec.run_id,
@@ -136,6 +137,7 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
         e.options,
         exec.input.encoding,
         exec.input.data,
+        exec.closed_at.map(|t| t as i64),
     ])?;
     Ok(())
 }
@@ -147,21 +149,30 @@ const MAX_HISTORY: i64 = 200;
 /// The columns a transition rewrites, encoded off the writer thread.
 struct Row {
     run_id: String,
+    task_queue: String,
+    priority: u8,
+    /// Only when the transition changed them.
+    options: Option<String>,
     status: &'static str,
     dispatch_at: Option<i64>,
     deadline_at: Option<i64>,
     worker: Option<String>,
+    closed_at: Option<i64>,
     state: String,
 }
 
 impl Row {
-    fn new(exec: &Execution) -> Result<Row, StoreError> {
+    fn new(exec: &Execution, options_changed: bool) -> Result<Row, StoreError> {
         Ok(Row {
             run_id: exec.run_id.clone(),
+            task_queue: exec.task_queue.clone(),
+            priority: exec.priority,
+            options: options_changed.then(|| record::options_json(exec)).transpose()?,
             status: exec.status.as_str(),
             dispatch_at: exec.dispatchable_at().map(|t| t as i64),
             deadline_at: exec.next_deadline().map(|t| t as i64),
             worker: exec.worker.clone(),
+            closed_at: exec.closed_at.map(|t| t as i64),
             state: record::state_json(exec)?,
         })
     }
@@ -174,7 +185,8 @@ fn write(conn: &Connection, row: &Row, version: u64, entry: Option<&str>) -> Res
                 version = version + 1, state = ?5,
                 history = CASE WHEN ?8 IS NULL THEN history ELSE json_insert(
                     CASE WHEN json_array_length(history) >= ?9 THEN json_remove(history, '$[1]') ELSE history END,
-                    '$[#]', json(?8)) END
+                    '$[#]', json(?8)) END,
+                task_queue = ?10, priority = ?11, options = COALESCE(?12, options), closed_at = ?13
              WHERE run_id = ?6 AND version = ?7",
         )?
         .execute(params![
@@ -187,6 +199,10 @@ fn write(conn: &Connection, row: &Row, version: u64, entry: Option<&str>) -> Res
             version as i64,
             entry,
             MAX_HISTORY,
+            row.task_queue,
+            row.priority,
+            row.options,
+            row.closed_at,
         ])?;
     if changed == 0 {
         return Err(StoreError::Conflict(row.run_id.clone()));
@@ -213,6 +229,17 @@ fn insert_logs(conn: &Connection, run_id: &str, logs: &[(LogEntry, String)]) -> 
     )?;
     for (l, fields) in logs {
         stmt.execute(params![run_id, l.at as i64, l.attempt, l.level, l.message, fields])?;
+    }
+    Ok(())
+}
+
+/// Deletes runs (their history is in the row) and their logs.
+fn delete_seqs(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
+    let mut logs = conn.prepare_cached("DELETE FROM logs WHERE exec_seq = ?1")?;
+    let mut runs = conn.prepare_cached("DELETE FROM executions WHERE seq = ?1")?;
+    for seq in seqs {
+        logs.execute([seq])?;
+        runs.execute([seq])?;
     }
     Ok(())
 }
@@ -276,7 +303,7 @@ impl Store for SqliteStore {
         history: Option<&HistoryEntry>,
         logs: &[LogEntry],
     ) -> Result<u64, StoreError> {
-        let row = Row::new(exec)?;
+        let row = Row::new(exec, history.is_some_and(|h| h.kind == HistoryKind::OptionsUpdated))?;
         let history = encoded_history(history)?;
         let logs = encoded_logs(logs)?;
         self.writer
@@ -294,6 +321,7 @@ impl Store for SqliteStore {
         queue: &str,
         types: Option<Vec<String>>,
         worker: &str,
+        versions: CurrentVersions,
         limit: usize,
         now: Millis,
     ) -> Result<Vec<Committed>, StoreError> {
@@ -317,10 +345,11 @@ impl Store for SqliteStore {
                 let mut claimed = Vec::with_capacity(found.len());
                 for Versioned { mut value, version } in found {
                     // Selected rows are dispatchable: `start` refuses nothing here.
-                    let Ok(change) = value.start(&worker, now) else { continue };
+                    let current = versions.get(&value.activity_type).map(String::as_str);
+                    let Ok(change) = value.start(&worker, current, now) else { continue };
                     let transition = Transition::new(change, &value, now);
                     let history = encoded_history(transition.history.as_ref())?;
-                    let version = write(conn, &Row::new(&value)?, version, history.as_deref())?;
+                    let version = write(conn, &Row::new(&value, false)?, version, history.as_deref())?;
                     claimed.push(Committed { value, version, transition });
                 }
                 Ok(claimed)
@@ -468,6 +497,37 @@ impl Store for SqliteStore {
                     backlog: count(Status::Scheduled.as_str())?,
                     running: count(Status::Started.as_str())?,
                 })
+            })
+            .await
+    }
+
+    async fn delete(&self, run_id: &str) -> Result<bool, StoreError> {
+        let run_id = run_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                let seq: Option<i64> = conn
+                    .prepare_cached("SELECT seq FROM executions WHERE run_id = ?1 AND closed_at IS NOT NULL")?
+                    .query_row([&run_id], |r| r.get(0))
+                    .optional()?;
+                let Some(seq) = seq else { return Ok(false) };
+                delete_seqs(conn, &[seq])?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn delete_closed_before(&self, cutoff: Millis, limit: usize) -> Result<usize, StoreError> {
+        self.writer
+            .exec(move |conn| {
+                let seqs: Vec<i64> = conn
+                    .prepare_cached(
+                        "SELECT seq FROM executions WHERE closed_at IS NOT NULL AND closed_at < ?1
+                         ORDER BY closed_at LIMIT ?2",
+                    )?
+                    .query_map(params![cutoff as i64, limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                delete_seqs(conn, &seqs)?;
+                Ok(seqs.len())
             })
             .await
     }

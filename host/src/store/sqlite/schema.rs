@@ -64,6 +64,30 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE executions ADD COLUMN input BLOB;",
         data: Some(split_fixed_from_state),
     },
+    Migration {
+        // 3: when a run closed, as a column, so retention finds old runs by an
+        // index; activity types and their deployed component versions.
+        sql: "ALTER TABLE executions ADD COLUMN closed_at INTEGER;
+    UPDATE executions SET closed_at = json_extract(state, '$.closed_at');
+    CREATE INDEX executions_closed ON executions (closed_at) WHERE closed_at IS NOT NULL;
+    CREATE TABLE activity_types (
+        name TEXT PRIMARY KEY,
+        current_version TEXT,
+        settings TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE type_versions (
+        activity_type TEXT NOT NULL,
+        label TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        deployed_at INTEGER NOT NULL,
+        deployed_by TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (activity_type, label)
+    );",
+        data: None,
+    },
 ];
 
 /// Migration 2's data step: rows whose `state` holds the whole execution.
@@ -173,11 +197,12 @@ mod tests {
                 timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
                 retry: Default::default(),
                 cancel_grace: Duration::from_secs(3),
+                pinned_version: None,
             },
             1_000,
         )
         .unwrap();
-        e.start("w", 2_000).unwrap();
+        e.start("w", None, 2_000).unwrap();
         e.heartbeat(1, Some(Payload::json(&7)), 2_500).unwrap();
         // Version 1 kept the whole execution, input included, in `state`.
         conn.execute(

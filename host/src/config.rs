@@ -52,6 +52,11 @@ pub struct ServerConfig {
 pub struct AuthConfig {
     /// Hex SHA-256 of each accepted token (`sluice hash-token` prints it).
     pub tokens_sha256: Vec<String>,
+    /// Hex SHA-256 of the tokens that may also change what a guest may
+    /// reach (env, dirs, allow_http) when deploying or updating a type.
+    /// They are accepted for everything else too.
+    #[serde(default)]
+    pub operator_tokens_sha256: Vec<String>,
     /// Let `grpc.health.v1` checks through without a token, for load
     /// balancers and probes (they learn only whether a service is serving).
     #[serde(default)]
@@ -182,7 +187,15 @@ pub struct ActivityConfig {
     pub cancel_grace: Duration,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// These settings as written (the keys of `[activities.NAME]` but
+    /// `component`, as JSON): what the store keeps and `--set` changes.
+    #[serde(skip)]
+    pub settings: serde_json::Value,
 }
+
+/// Settings that grant a guest access to the host: changing them over the
+/// API needs an operator token.
+pub const GRANT_KEYS: [&str; 4] = ["env", "dirs", "dirs_rw", "allow_http"];
 
 fn default_queues() -> Vec<String> {
     vec!["default".to_string()]
@@ -235,6 +248,53 @@ impl RetryConfig {
 }
 
 impl ActivityConfig {
+    /// A type's config from its stored settings, checked as `sluice.toml`'s
+    /// are; errors name the key.
+    pub fn from_settings(name: &str, settings: &serde_json::Value) -> Result<ActivityConfig, String> {
+        let mut with_component = settings.clone();
+        let table = with_component.as_object_mut().ok_or("the settings must be a table of keys")?;
+        if table.contains_key("component") {
+            return Err("component: set by deploying a version, not as a setting".into());
+        }
+        table.insert("component".into(), "deployed".into());
+        let mut a: ActivityConfig = serde_path_to_error::deserialize(with_component).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })?;
+        a.validate(name)?;
+        for d in a.dirs.iter().chain(&a.dirs_rw) {
+            let grant = DirGrant::parse(d, false).map_err(|e| format!("dirs: {e}"))?;
+            if grant.host.is_relative() {
+                return Err(format!("dirs: {d:?}: give an absolute host path"));
+            }
+        }
+        a.settings = settings.clone();
+        Ok(a)
+    }
+
+    /// Checks what deserialization cannot; errors start with `activities.NAME`.
+    fn validate(&self, name: &str) -> Result<(), String> {
+        let key = |k: &str| format!("activities.{name}.{k}");
+        if self.queues.is_empty() {
+            return Err(format!("{}: list at least one task queue", key("queues")));
+        }
+        for q in &self.queues {
+            crate::limits::check_name("task queue", q).map_err(|e| format!("{}: {e}", key("queues")))?;
+        }
+        if self.slots == Some(0) {
+            return Err(format!("{}: must be at least 1", key("slots")));
+        }
+        self.timeouts().resolve().map_err(|e| format!("activities.{name}: {e}"))?;
+        self.retry.policy().validate().map_err(|e| format!("activities.{name}: {e}"))?;
+        for (d, w) in self.dirs.iter().map(|d| (d, "dirs")).chain(self.dirs_rw.iter().map(|d| (d, "dirs_rw"))) {
+            DirGrant::parse(d, false).map_err(|e| format!("{}: {e}", key(w)))?;
+        }
+        for h in &self.allow_http {
+            h.parse::<HttpRule>().map_err(|e| format!("{}: {e}", key("allow_http")))?;
+        }
+        Ok(())
+    }
+
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {
             schedule_to_close: self.schedule_to_close_timeout,
@@ -298,6 +358,7 @@ impl Config {
         })?;
         config.validate()?;
         config.resolve_paths(base);
+        config.keep_settings(text)?;
         Ok(config)
     }
 
@@ -306,7 +367,7 @@ impl Config {
             if auth.tokens_sha256.is_empty() {
                 return Err("server.auth.tokens_sha256: list at least one token hash".into());
             }
-            for h in &auth.tokens_sha256 {
+            for h in auth.tokens_sha256.iter().chain(&auth.operator_tokens_sha256) {
                 if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(format!(
                         "server.auth.tokens_sha256: {h:?} is not a hex SHA-256 (run `sluice hash-token` to make one)"
@@ -328,21 +389,7 @@ impl Config {
             }
         }
         for (name, a) in &self.activities {
-            let key = |k: &str| format!("activities.{name}.{k}");
-            if a.queues.is_empty() {
-                return Err(format!("{}: list at least one task queue", key("queues")));
-            }
-            if a.slots == Some(0) {
-                return Err(format!("{}: must be at least 1", key("slots")));
-            }
-            a.timeouts().resolve().map_err(|e| format!("activities.{name}: {e}"))?;
-            a.retry.policy().validate().map_err(|e| format!("activities.{name}: {e}"))?;
-            for (d, w) in a.dirs.iter().map(|d| (d, "dirs")).chain(a.dirs_rw.iter().map(|d| (d, "dirs_rw"))) {
-                DirGrant::parse(d, false).map_err(|e| format!("{}: {e}", key(w)))?;
-            }
-            for h in &a.allow_http {
-                h.parse::<HttpRule>().map_err(|e| format!("{}: {e}", key("allow_http")))?;
-            }
+            a.validate(name)?;
         }
         Ok(())
     }
@@ -370,6 +417,27 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// Keeps each type's keys as written (but `component`, and with its
+    /// directories resolved), for the store.
+    fn keep_settings(&mut self, text: &str) -> Result<(), String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let Some(toml::Value::Table(types)) = table.get("activities") else { return Ok(()) };
+        for (name, a) in &mut self.activities {
+            let mut settings = serde_json::to_value(types.get(name)).map_err(|e| format!("activities.{name}: {e}"))?;
+            if let Some(t) = settings.as_object_mut() {
+                t.remove("component");
+                for key in ["dirs", "dirs_rw"] {
+                    let resolved = if key == "dirs" { &a.dirs } else { &a.dirs_rw };
+                    if t.contains_key(key) {
+                        t.insert(key.into(), serde_json::json!(resolved));
+                    }
+                }
+            }
+            a.settings = settings;
+        }
+        Ok(())
     }
 
     /// This host's id: configured, else the machine's host name.

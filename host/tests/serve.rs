@@ -4,6 +4,8 @@
 #[path = "serve/boundaries.rs"]
 mod boundaries;
 mod common;
+#[path = "serve/deploy.rs"]
+mod deploy;
 #[path = "serve/many.rs"]
 mod many;
 

@@ -198,7 +198,7 @@ fn reopen_after(sql: &str) -> String {
 async fn a_newer_schema_is_refused() {
     let err = reopen_after("PRAGMA user_version = 99");
     assert!(
-        err.ends_with("the store has schema version 99, newer than this sluice understands (2); upgrade sluice"),
+        err.ends_with("the store has schema version 99, newer than this sluice understands (3); upgrade sluice"),
         "{err}"
     );
 }
@@ -210,7 +210,7 @@ async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
     assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
     assert!(
         err.ends_with(
-            "state, history, options, input_encoding, input]; the store was written by an incompatible build of \
+            "state, history, options, input_encoding, input, closed_at]; the store was written by an incompatible build of \
              sluice: move it aside"
         ),
         "{err}"

@@ -13,6 +13,22 @@ use crate::config::ServerConfig;
 #[derive(Clone)]
 pub struct Auth {
     hashes: Option<Arc<HashSet<String>>>,
+    operators: Arc<HashSet<String>>,
+}
+
+/// Who made a request, as its handler sees it (a request extension).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// May change what guests may reach (auth off: everyone may).
+    pub operator: bool,
+    /// The first 8 hex digits of the token's hash, to record who deployed.
+    pub token: Option<String>,
+}
+
+impl Caller {
+    pub fn of<T>(request: &Request<T>) -> Caller {
+        request.extensions().get::<Caller>().cloned().unwrap_or(Caller { operator: true, token: None })
+    }
 }
 
 /// The hex SHA-256 of a token, as written in `server.auth.tokens_sha256`.
@@ -23,21 +39,21 @@ pub fn hash_token(token: &str) -> String {
 impl Auth {
     /// Lets every request through.
     pub fn none() -> Auth {
-        Auth { hashes: None }
+        Auth { hashes: None, operators: Arc::default() }
     }
 
     pub fn from_config(config: &ServerConfig) -> Auth {
+        let lower = |hs: &[String]| hs.iter().map(|h| h.to_ascii_lowercase()).collect::<HashSet<_>>();
+        let operators = config.auth.as_ref().map(|a| lower(&a.operator_tokens_sha256)).unwrap_or_default();
         Auth {
-            hashes: config
-                .auth
-                .as_ref()
-                .map(|a| Arc::new(a.tokens_sha256.iter().map(|h| h.to_ascii_lowercase()).collect())),
+            hashes: config.auth.as_ref().map(|a| Arc::new(&lower(&a.tokens_sha256) | &operators)),
+            operators: Arc::new(operators),
         }
     }
 }
 
 impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let Some(hashes) = &self.hashes else { return Ok(request) };
         let header = request
             .metadata()
@@ -48,9 +64,12 @@ impl tonic::service::Interceptor for Auth {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?;
-        if !hashes.contains(&hash_token(token.trim())) {
+        let hash = hash_token(token.trim());
+        if !hashes.contains(&hash) {
             return Err(Status::unauthenticated("unknown bearer token"));
         }
+        let caller = Caller { operator: self.operators.contains(&hash), token: Some(hash[..8].to_string()) };
+        request.extensions_mut().insert(caller);
         Ok(request)
     }
 }

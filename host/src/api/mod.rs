@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod convert;
+mod deploy;
 mod services;
 
 use std::future::Future;

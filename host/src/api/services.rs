@@ -7,11 +7,15 @@ use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::convert::{self, status_of};
+use super::deploy;
 use super::pb;
 use crate::activity::{Failure, ResetRequest, Timeouts};
-use crate::engine::{BatchOp, CloseFilter, CloseWatch, Engine, EventKind, StartRequest, StartResponse, Target};
+use crate::config::ActivityConfig;
+use crate::engine::{BatchOp, CloseFilter, CloseWatch, Deploy, Engine, EventKind, StartRequest, StartResponse, Target};
 use crate::limits::{MAX_FAILURE_MESSAGE, MAX_NAME, MAX_REASON};
+use crate::store::TypeRecord;
 use crate::store::{ListFilter, LogPage};
 
 /// Longest GetActivityResult wait.
@@ -71,6 +75,7 @@ impl Api {
             conflict: convert::conflict(r.id_conflict_policy)?,
             reuse: convert::reuse(r.id_reuse_policy)?,
             cancel_grace: None,
+            version: opt(r.version),
         })
     }
 }
@@ -401,6 +406,55 @@ impl pb::activity_service_server::ActivityService for Api {
     }
 }
 
+/// Most settings in one request, and the longest.
+const MAX_SETS: usize = 100;
+const MAX_SET: usize = 4096;
+
+pub(super) fn check_sets(sets: &[String]) -> Result<(), Status> {
+    if sets.len() > MAX_SETS {
+        return Err(Status::invalid_argument(format!("at most {MAX_SETS} settings per request")));
+    }
+    if let Some(s) = sets.iter().find(|s| s.len() > MAX_SET) {
+        return Err(Status::invalid_argument(format!("setting {:?}… is over {MAX_SET} bytes", &s[..32])));
+    }
+    Ok(())
+}
+
+impl Api {
+    fn record_pb(&self, record: &TypeRecord) -> Result<pb::ActivityType, Status> {
+        let (_, config) = self.engine.activity_type(&record.name).map_err(status_of)?;
+        Ok(self.type_pb(record, &config))
+    }
+
+    fn type_pb(&self, t: &TypeRecord, config: &ActivityConfig) -> pb::ActivityType {
+        let current = t.versions.iter().find(|v| Some(&v.label) == t.current_version.as_ref());
+        pb::ActivityType {
+            name: t.name.clone(),
+            component: current.map(|v| self.engine.component_file(&v.hash).display().to_string()).unwrap_or_default(),
+            component_hash: current.map(|v| v.hash.clone()).unwrap_or_default(),
+            task_queues: config.queues.clone(),
+            current_version: t.current_version.clone().unwrap_or_default(),
+            versions: t
+                .versions
+                .iter()
+                .map(|v| pb::TypeVersion {
+                    label: v.label.clone(),
+                    hash: v.hash.clone(),
+                    size: v.size,
+                    deployed_at: Some(convert::timestamp(v.deployed_at)),
+                    deployed_by: v.deployed_by.clone(),
+                })
+                .collect(),
+            settings_json: t.settings.to_string(),
+            slots: config.slots.unwrap_or(0),
+            memory_bytes: config.memory.as_u64(),
+            env: config.env.keys().cloned().collect(),
+            dirs: config.dirs.iter().chain(&config.dirs_rw).cloned().collect(),
+            allow_http: config.allow_http.clone(),
+        }
+    }
+}
+
 /// (activity id, run id) of a required `activity` field.
 fn activity_ref(r: Option<pb::ActivityRef>) -> Result<(String, Option<String>), Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("activity is required"))?;
@@ -517,14 +571,68 @@ impl pb::operator_service_server::OperatorService for Api {
         let activity_types = self
             .engine
             .activity_types()
-            .into_iter()
-            .map(|(name, component, component_hash, task_queues)| pb::ActivityType {
-                name,
-                component,
-                component_hash,
-                task_queues,
-            })
+            .iter()
+            .filter_map(|t| self.engine.activity_type(&t.name).ok())
+            .map(|(record, config)| self.type_pb(&record, &config))
             .collect();
         Ok(Response::new(pb::ListActivityTypesResponse { activity_types }))
+    }
+
+    async fn describe_activity_type(
+        &self,
+        request: Request<pb::DescribeActivityTypeRequest>,
+    ) -> Result<Response<pb::DescribeActivityTypeResponse>, Status> {
+        let r = request.into_inner();
+        required("name", &r.name)?;
+        let (record, config) = self.engine.activity_type(&r.name).map_err(status_of)?;
+        Ok(Response::new(pb::DescribeActivityTypeResponse { activity_type: Some(self.type_pb(&record, &config)) }))
+    }
+
+    async fn deploy_component(
+        &self,
+        request: Request<tonic::Streaming<pb::DeployChunk>>,
+    ) -> Result<Response<pb::DeployComponentResponse>, Status> {
+        let caller = Caller::of(&request);
+        let upload = deploy::receive(&self.engine, request.into_inner()).await?;
+        let by = match (&upload.by, &caller.token) {
+            (by, Some(t)) => format!("{by} (token {t}…)"),
+            (by, None) => by.clone(),
+        };
+        let d = Deploy { by, operator: caller.operator, ..upload };
+        let record = self.engine.deploy(d).await.map_err(status_of)?;
+        Ok(Response::new(pb::DeployComponentResponse { activity_type: Some(self.record_pb(&record)?) }))
+    }
+
+    async fn rollback_activity_type(
+        &self,
+        request: Request<pb::RollbackActivityTypeRequest>,
+    ) -> Result<Response<pb::RollbackActivityTypeResponse>, Status> {
+        let r = request.into_inner();
+        required("name", &r.name)?;
+        let record = self.engine.rollback(&r.name, opt(r.to).as_deref()).await.map_err(status_of)?;
+        Ok(Response::new(pb::RollbackActivityTypeResponse { activity_type: Some(self.record_pb(&record)?) }))
+    }
+
+    async fn update_activity_type(
+        &self,
+        request: Request<pb::UpdateActivityTypeRequest>,
+    ) -> Result<Response<pb::UpdateActivityTypeResponse>, Status> {
+        let caller = Caller::of(&request);
+        let r = request.into_inner();
+        required("name", &r.name)?;
+        check_sets(&r.set)?;
+        let record = self.engine.update_type(&r.name, &r.set, caller.operator).await.map_err(status_of)?;
+        Ok(Response::new(pb::UpdateActivityTypeResponse { activity_type: Some(self.record_pb(&record)?) }))
+    }
+
+    async fn remove_type_version(
+        &self,
+        request: Request<pb::RemoveTypeVersionRequest>,
+    ) -> Result<Response<pb::RemoveTypeVersionResponse>, Status> {
+        let r = request.into_inner();
+        required("name", &r.name)?;
+        required("version", &r.version)?;
+        let record = self.engine.remove_version(&r.name, &r.version).await.map_err(status_of)?;
+        Ok(Response::new(pb::RemoveTypeVersionResponse { activity_type: Some(self.record_pb(&record)?) }))
     }
 }

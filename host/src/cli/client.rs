@@ -133,6 +133,8 @@ pub fn execution_json(e: &pb::ActivityExecution) -> Value {
         "schedule_to_start_timeout": dur(&e.schedule_to_start_timeout),
         "start_to_close_timeout": dur(&e.start_to_close_timeout),
         "heartbeat_timeout": dur(&e.heartbeat_timeout),
+        "paused": e.paused, "policy_attempt": e.policy_attempt, "reset_pending": e.reset_pending,
+        "version": e.version, "pinned_version": e.pinned_version,
     })
 }
 

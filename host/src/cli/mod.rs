@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 /// Sluice runs activities — single well-defined actions — as sandboxed
 /// WebAssembly components, with Temporal's activity semantics.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+#[command(name = "sluice", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -65,6 +65,13 @@ pub enum Command {
     Fail(commands::FailArgs),
     /// Heartbeat a started attempt; prints whether cancellation was requested.
     Heartbeat(commands::HeartbeatArgs),
+    /// Deploy a component (or a guest folder, built first) to a running
+    /// server as a new version of an activity type; or roll back.
+    Deploy(commands::DeployArgs),
+    /// List the activity types: current version, versions, queues.
+    Types(commands::TypesArgs),
+    /// Show or change one activity type.
+    Type(commands::TypeArgs),
     /// Show a task queue: backlog, running attempts, free slots.
     Queue(commands::QueueArgs),
     /// Print the SHA-256 of a bearer token, for `server.auth.tokens_sha256`.
@@ -133,6 +140,9 @@ pub fn main() -> ExitCode {
             Command::Fail(a) => commands::fail(a).await,
             Command::Heartbeat(a) => commands::heartbeat(a).await,
             Command::Queue(a) => commands::queue(a).await,
+            Command::Deploy(a) => commands::deploy(a).await,
+            Command::Types(a) => commands::types(a).await,
+            Command::Type(a) => commands::activity_type(a).await,
             Command::HashToken(a) => commands::hash_token(a),
         }
     });

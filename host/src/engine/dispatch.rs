@@ -73,11 +73,13 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
                 Some(p) => p,
                 None => queue.slots.clone().try_acquire_owned().expect("slots counted before the claim"),
             };
+            // A type's cap changed since the claim counted it: a slot of
+            // the new cap is taken when free, else the attempt runs beside it.
             let type_permit = engine
-                .types
+                .registry
                 .get(&c.value.activity_type)
                 .and_then(|t| t.slots.clone())
-                .map(|s| s.try_acquire_owned().expect("type slots counted before the claim"));
+                .and_then(|s| s.try_acquire_owned().ok());
             // Boxed: the task then holds a pointer, not a state machine of
             // kilobytes that tokio would copy when it spawns and finishes it.
             tokio::spawn(Box::pin(attempt::run(engine.clone(), c, (permit, type_permit))));
@@ -88,9 +90,11 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
 /// The types to claim now: those without a per-type cap, and capped ones
 /// with a free slot (the batch shrinks to the smallest free count).
 fn eligible_types(engine: &Engine, queue: &Queue, limit: &mut usize) -> Vec<String> {
-    let mut types = Vec::with_capacity(queue.types.len());
-    for name in &queue.types {
-        match engine.types.get(name).and_then(|t| t.slots.as_ref()) {
+    let served = queue.types.read().expect("queue types lock").clone();
+    let mut types = Vec::with_capacity(served.len());
+    for name in &served {
+        let state = engine.registry.get(name);
+        match state.as_ref().and_then(|t| t.slots.as_ref()) {
             None => types.push(name.clone()),
             Some(s) if s.available_permits() > 0 => {
                 *limit = (*limit).min(s.available_permits());

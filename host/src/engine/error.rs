@@ -33,6 +33,8 @@ impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         match e {
             e @ StoreError::BadPageToken(_) => EngineError::Invalid(e.to_string()),
+            StoreError::Refused(m) => EngineError::Precondition(m),
+            StoreError::NotFound(m) => EngineError::NotFound(m),
             e => EngineError::Internal(e.to_string()),
         }
     }

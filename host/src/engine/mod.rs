@@ -25,9 +25,9 @@ mod running;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod types;
 mod wake;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -49,24 +49,18 @@ pub use operate::{MAX_JITTER, OptionsChange};
 pub use poll::{EXTERNAL_PREFIX, PolledTask};
 pub use requests::{Description, HeartbeatAnswer, StartRequest, StartResponse, Target};
 pub use runner::{AttemptCall, AttemptRunner, RunFuture, WasmRunner};
+pub use types::{Deploy, apply_sets, components_dir};
 
 use running::RunningAttempts;
 use wake::Wakeups;
-
-/// A configured activity type.
-struct ActivityType {
-    config: ActivityConfig,
-    /// Per-type cap on concurrent attempts on this host.
-    slots: Option<Arc<Semaphore>>,
-}
 
 /// A task queue this host serves with its own workers.
 struct Queue {
     name: String,
     slots: Arc<Semaphore>,
     slots_total: usize,
-    /// Types this host runs from the queue.
-    types: Vec<String>,
+    /// Types this host runs from the queue (deploys change them).
+    types: std::sync::RwLock<Vec<String>>,
     /// Dispatches per second; `Some(0.0)` pauses the queue.
     rate_limit: Option<f64>,
 }
@@ -79,8 +73,13 @@ pub struct Engine {
     /// Worker id of this host's own workers; recovery looks for it.
     worker_id: String,
     max_payload: usize,
-    types: HashMap<String, ActivityType>,
-    queues: Vec<Arc<Queue>>,
+    registry: types::Registry,
+    /// Where deployed components are kept, named by their hash.
+    components: std::path::PathBuf,
+    /// Largest component accepted.
+    max_component: usize,
+    /// Type changes one at a time: each is committed, then installed.
+    type_changes: tokio::sync::Mutex<()>,
     running: RunningAttempts,
     signer: TokenSigner,
     events: broadcast::Sender<EngineEvent>,
@@ -106,14 +105,15 @@ pub fn host_queue(host_id: &str) -> String {
 }
 
 impl Engine {
-    /// Loads every configured component and starts the engine on them
-    /// (see [`Engine::with_runner`]).
+    /// Starts the engine with the WASM sandbox as its runner (see
+    /// [`Engine::with_runner`]).
     pub async fn start(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
-        let runner = Arc::new(WasmRunner::load(config)?);
+        let runner = Arc::new(WasmRunner::new(config)?);
         Engine::with_runner(config, store, clock, runner).await
     }
 
-    /// Recovers attempts a previous run of this host left behind, then
+    /// Applies `sluice.toml`'s types to the stored ones and installs them
+    /// all, recovers attempts a previous run of this host left behind, then
     /// starts the timer loop and a dispatcher per served queue, whose
     /// attempts `runner` runs.
     pub async fn with_runner(
@@ -122,34 +122,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         runner: Arc<dyn AttemptRunner>,
     ) -> anyhow::Result<Arc<Engine>> {
-        let types = config
-            .activities
-            .iter()
-            .map(|(name, a)| {
-                let slots = a.slots.map(|n| Arc::new(Semaphore::new(n as usize)));
-                (name.clone(), ActivityType { config: a.clone(), slots })
-            })
-            .collect();
         let host_id = config.host_id();
-        let mut served: HashMap<String, Vec<String>> = HashMap::new();
-        for (name, a) in &config.activities {
-            for q in a.queues.iter().cloned().chain([host_queue(&host_id)]) {
-                served.entry(q).or_default().push(name.clone());
-            }
-        }
-        let queues = served
-            .into_iter()
-            .map(|(name, types)| {
-                let qc = config.queues.get(&name).cloned().unwrap_or_default();
-                Arc::new(Queue {
-                    slots: Arc::new(Semaphore::new(qc.slots as usize)),
-                    slots_total: qc.slots as usize,
-                    name,
-                    types,
-                    rate_limit: qc.rate_limit,
-                })
-            })
-            .collect();
         let signer = TokenSigner::new(store.secret().await?);
         let engine = Arc::new(Engine {
             store,
@@ -158,8 +131,10 @@ impl Engine {
             worker_id: format!("{host_id}/wasm"),
             host_id,
             max_payload: config.server.max_payload.as_u64() as usize,
-            types,
-            queues,
+            registry: types::Registry::new(config),
+            components: components_dir(config),
+            max_component: config.sandbox.max_component_size.as_u64() as usize,
+            type_changes: tokio::sync::Mutex::new(()),
             running: RunningAttempts::default(),
             signer,
             events: broadcast::channel(4096).0,
@@ -168,12 +143,10 @@ impl Engine {
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
         });
+        engine.load_types(config).await?;
         engine.recover().await?;
         tokio::spawn(timer::run(engine.clone()));
         tokio::spawn(retention::run(engine.clone(), config.store.retention));
-        for q in &engine.queues {
-            tokio::spawn(dispatch::run(engine.clone(), q.clone()));
-        }
         Ok(engine)
     }
 
@@ -193,6 +166,17 @@ impl Engine {
         self.max_payload
     }
 
+    /// Largest component a deploy may upload.
+    pub fn max_component(&self) -> usize {
+        self.max_component
+    }
+
+    /// Where uploads are written before they are deployed (the same file
+    /// system as the stored components, so they are moved, not copied).
+    pub fn upload_path(&self) -> std::path::PathBuf {
+        self.components.join(format!(".upload-{}", uuid::Uuid::now_v7()))
+    }
+
     /// Receives every committed transition, progress and heartbeat.
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.events.subscribe()
@@ -200,7 +184,9 @@ impl Engine {
 
     /// (free slots, types) of a queue this host runs workers for.
     pub fn served_queue(&self, name: &str) -> Option<(usize, Vec<String>)> {
-        self.queues.iter().find(|q| q.name == name).map(|q| (q.slots.available_permits(), q.types.clone()))
+        self.registry
+            .queue(name)
+            .map(|q| (q.slots.available_permits(), q.types.read().expect("queue types lock").clone()))
     }
 
     /// Stops dispatching, gives running attempts `grace` to finish, then
@@ -218,8 +204,8 @@ impl Engine {
         *self.shutdown.borrow()
     }
 
-    fn type_defaults(&self, activity_type: &str) -> Option<&ActivityConfig> {
-        self.types.get(activity_type).map(|t| &t.config)
+    fn type_defaults(&self, activity_type: &str) -> Option<ActivityConfig> {
+        self.registry.get(activity_type).map(|t| t.config.clone())
     }
 
     /// The retry policy of a type (its config, else the defaults).
@@ -234,11 +220,6 @@ impl Engine {
             run_id: e.run_id.clone(),
             attempt: e.attempt,
         })
-    }
-
-    /// The current component version of each type, for claims.
-    fn current_versions(&self) -> crate::store::CurrentVersions {
-        Default::default()
     }
 
     pub fn stats(&self) -> &Stats {

@@ -1,5 +1,4 @@
-//! Reading executions: describe, list, queue counts and
-//! the configured types.
+//! Reading executions: describe, list, queue counts.
 
 use super::mutate::not_found;
 use super::operations::{check_ids, check_name};
@@ -53,19 +52,5 @@ impl Engine {
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, EngineError> {
         check_name("task_queue", queue)?;
         Ok(self.store.queue_stats(queue).await?)
-    }
-
-    /// (name, component path, component hash, queues) of each configured type.
-    pub fn activity_types(&self) -> Vec<(String, String, String, Vec<String>)> {
-        let mut v: Vec<_> = self
-            .types
-            .iter()
-            .map(|(name, t)| {
-                let (path, hash) = self.runner.component(name).unwrap_or_default();
-                (name.clone(), path, hash, t.config.queues.clone())
-            })
-            .collect();
-        v.sort();
-        v
     }
 }

@@ -26,6 +26,8 @@ pub struct StartRequest {
     pub conflict: ConflictPolicy,
     pub reuse: ReusePolicy,
     pub cancel_grace: Option<Duration>,
+    /// Pin every attempt to this version of the type.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -25,6 +26,8 @@ pub struct AttemptCall {
     /// The latest heartbeat details of earlier attempts, if any.
     pub last_heartbeat: Option<Payload>,
     pub task_token: String,
+    /// The component version to run (a label of the type's).
+    pub version: Option<String>,
     /// Time left until the attempt's deadline; the runner stops it then.
     pub timeout: Option<Duration>,
     /// Cancel requests and interrupts from the engine.
@@ -40,8 +43,13 @@ pub trait AttemptRunner: Send + Sync + 'static {
     /// report.
     fn run(&self, call: AttemptCall) -> RunFuture;
 
-    /// The component behind `activity_type`, for operators: (path, content hash).
-    fn component(&self, activity_type: &str) -> Option<(String, String)>;
+    /// Checks that `path` is a runnable component (compiling it, so a later
+    /// install is quick): its blake3 hash (hex) and size, or why not.
+    fn check(&self, path: &Path) -> Result<(String, u64), String>;
+
+    /// Makes the attempts of type `name` run with `config`, each on its
+    /// version's component (label → file). Replaces what was installed.
+    fn install(&self, name: &str, config: &ActivityConfig, versions: &[(String, PathBuf)]) -> Result<(), String>;
 }
 
 /// Idle warm instances kept per type that reuses instances and sets no `slots`.
@@ -49,11 +57,10 @@ const DEFAULT_WARM_IDLE: usize = 16;
 
 /// Runs attempts as WASM components in the sandbox.
 pub struct WasmRunner {
-    /// Owns the engines the loaded components run on.
-    _sandbox: Sandbox,
+    sandbox: Sandbox,
     /// Where guests run, apart from the control plane.
     threads: Arc<GuestThreads>,
-    types: HashMap<String, WasmType>,
+    types: RwLock<HashMap<String, Arc<WasmType>>>,
     max_payload: usize,
 }
 
@@ -61,47 +68,43 @@ struct WasmType {
     config: ActivityConfig,
     /// The WASI grants, parsed once.
     grants: Grants,
+    versions: HashMap<String, WasmVersion>,
+}
+
+struct WasmVersion {
     component: Arc<LoadedComponent>,
     /// Idle instances kept for the next attempts, when the type reuses them.
     warm: Option<Arc<WarmPool>>,
 }
 
 impl WasmRunner {
-    /// Loads (compiles or takes from the cache) every configured component.
-    pub fn load(config: &Config) -> anyhow::Result<WasmRunner> {
+    /// The sandbox and guest threads, with no type installed yet.
+    pub fn new(config: &Config) -> anyhow::Result<WasmRunner> {
         let sandbox = Sandbox::new(SandboxConfig {
             allocation: Allocation::Pooling { instances: config.sandbox.pool_instances },
             cache_dir: config.sandbox.cache_dir.clone().or_else(ComponentCache::default_dir),
             max_component_size: config.sandbox.max_component_size.as_u64() as usize,
         })?;
-        let mut types = HashMap::new();
-        for (name, a) in &config.activities {
-            let grants = a.grants();
-            for dir in &grants.dirs {
-                if !dir.host.is_dir() {
-                    anyhow::bail!(
-                        "activity type {name}: cannot grant directory {}: it is not a directory",
-                        dir.host.display()
-                    );
-                }
-            }
-            let component = sandbox
-                .load(&a.component, a.fuel.is_some())
-                .map_err(|e| anyhow::anyhow!("activity type {name}: {e}"))?;
-            tracing::info!(activity_type = %name, cache = ?component.cache, "loaded {}", a.component.display());
-            let warm =
-                a.reuse_instances.then(|| Arc::new(WarmPool::new(a.slots.map_or(DEFAULT_WARM_IDLE, |s| s as usize))));
-            types.insert(name.clone(), WasmType { config: a.clone(), grants, component, warm });
-        }
         let threads = Arc::new(GuestThreads::new(config.sandbox.guest_threads)?);
-        Ok(WasmRunner { _sandbox: sandbox, threads, types, max_payload: config.server.max_payload.as_u64() as usize })
+        Ok(WasmRunner {
+            sandbox,
+            threads,
+            types: RwLock::default(),
+            max_payload: config.server.max_payload.as_u64() as usize,
+        })
     }
 }
 
 impl AttemptRunner for WasmRunner {
     fn run(&self, call: AttemptCall) -> RunFuture {
-        let Some(ty) = self.types.get(&call.info.activity_type) else {
-            let message = format!("no component for activity type {}", call.info.activity_type);
+        let ty = self.types.read().expect("types lock").get(&call.info.activity_type).cloned();
+        let version = ty.as_ref().and_then(|t| t.versions.get(call.version.as_deref().unwrap_or_default()));
+        let (Some(ty), Some(version)) = (&ty, version) else {
+            let message = format!(
+                "no component for activity type {} version {}",
+                call.info.activity_type,
+                call.version.as_deref().unwrap_or("(none)")
+            );
             return Box::pin(std::future::ready(AttemptReport::host_failure(message, call.last_heartbeat)));
         };
         let req = AttemptRequest {
@@ -113,9 +116,9 @@ impl AttemptRunner for WasmRunner {
             grants: ty.grants.clone(),
             control: call.control,
             events: Some(call.events),
-            warm: ty.warm.clone(),
+            warm: version.warm.clone(),
         };
-        let component = ty.component.clone();
+        let component = version.component.clone();
         let threads = self.threads.clone();
         // The caller's span (the attempt's) goes along to the guest thread.
         let span = tracing::Span::current();
@@ -127,8 +130,34 @@ impl AttemptRunner for WasmRunner {
         })
     }
 
-    fn component(&self, activity_type: &str) -> Option<(String, String)> {
-        let ty = self.types.get(activity_type)?;
-        Some((ty.config.component.display().to_string(), ty.component.hash.clone()))
+    fn check(&self, path: &Path) -> Result<(String, u64), String> {
+        let component = self.sandbox.load(path, false).map_err(|e| e.to_string())?;
+        let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+        Ok((component.hash.clone(), size))
+    }
+
+    fn install(&self, name: &str, config: &ActivityConfig, versions: &[(String, PathBuf)]) -> Result<(), String> {
+        let grants = config.grants();
+        for dir in &grants.dirs {
+            if !dir.host.is_dir() {
+                return Err(format!("cannot grant directory {}: it is not a directory", dir.host.display()));
+            }
+        }
+        let old = self.types.read().expect("types lock").get(name).cloned();
+        let mut loaded = HashMap::new();
+        for (label, path) in versions {
+            let component =
+                self.sandbox.load(path, config.fuel.is_some()).map_err(|e| format!("version {label}: {e}"))?;
+            tracing::info!(activity_type = %name, version = %label, cache = ?component.cache, "loaded {}", path.display());
+            // Warm instances of a version outlive a settings change that keeps reusing them.
+            let kept = old.as_ref().and_then(|o| o.versions.get(label)).and_then(|v| v.warm.clone());
+            let warm = config.reuse_instances.then(|| {
+                kept.unwrap_or_else(|| Arc::new(WarmPool::new(config.slots.map_or(DEFAULT_WARM_IDLE, |s| s as usize))))
+            });
+            loaded.insert(label.clone(), WasmVersion { component, warm });
+        }
+        let ty = WasmType { config: config.clone(), grants, versions: loaded };
+        self.types.write().expect("types lock").insert(name.to_string(), Arc::new(ty));
+        Ok(())
     }
 }

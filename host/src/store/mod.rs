@@ -149,6 +149,45 @@ pub struct QueueStats {
     pub running: u64,
 }
 
+/// One deployed version of a type's component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRecord {
+    pub label: String,
+    /// blake3 of the component, hex: its file is `components/<hash>.wasm`.
+    pub hash: String,
+    pub size: u64,
+    pub deployed_at: Millis,
+    pub deployed_by: String,
+}
+
+/// An activity type as stored: its settings (the `[activities.NAME]` keys,
+/// as JSON), its versions (oldest first) and which one is current.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypeRecord {
+    pub name: String,
+    pub current_version: Option<String>,
+    pub settings: serde_json::Value,
+    pub updated_at: Millis,
+    pub versions: Vec<VersionRecord>,
+}
+
+/// One change to a type, applied atomically, in this order.
+#[derive(Debug, Clone, Default)]
+pub struct TypeChange {
+    pub name: String,
+    /// Add this version (a label that exists with the same hash is kept as
+    /// it is; with another hash, refused).
+    pub add_version: Option<VersionRecord>,
+    /// Make this label current.
+    pub make_current: Option<String>,
+    /// Remove this label: refused if current, or if an open execution is
+    /// pinned to it or runs on it.
+    pub remove_version: Option<String>,
+    /// Replace the settings.
+    pub settings: Option<serde_json::Value>,
+    pub now: Millis,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The execution changed since it was read; re-read and retry.
@@ -156,6 +195,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("bad page token: {0}")]
     BadPageToken(String),
+    /// A type change refused: the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("store: {0}")]
     Backend(String),
 }
@@ -258,6 +302,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` runs closed before `cutoff`, oldest first, with
     /// their history and logs; returns how many.
     async fn delete_closed_before(&self, cutoff: Millis, limit: usize) -> Result<usize, StoreError>;
+
+    /// Every activity type with its versions.
+    async fn types(&self) -> Result<Vec<TypeRecord>, StoreError>;
+
+    /// Applies `change` in one commit (creating the type if needed) and
+    /// returns the type as it left it.
+    async fn change_type(&self, change: TypeChange) -> Result<TypeRecord, StoreError>;
 
     /// The host secret that signs task tokens, created on first use.
     async fn secret(&self) -> Result<Vec<u8>, StoreError>;

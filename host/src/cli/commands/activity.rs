@@ -67,6 +67,21 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<Exit> {
     println!("activity   {} (run {})", e.activity_id, e.run_id);
     println!("type       {}   queue {}   priority {}", e.activity_type, e.task_queue, e.priority);
     let mut status = format!("{}   attempt {}", status_name(e.status), e.attempt);
+    if e.policy_attempt != e.attempt {
+        status.push_str(&format!(" ({} since reset)", e.policy_attempt));
+    }
+    if e.paused {
+        status.push_str("   paused");
+    }
+    if e.reset_pending {
+        status.push_str("   reset at the attempt's next heartbeat or end");
+    }
+    if !e.version.is_empty() {
+        status.push_str(&format!("   version {}", e.version));
+    }
+    if !e.pinned_version.is_empty() {
+        status.push_str(&format!(" (pinned {})", e.pinned_version));
+    }
     if e.cancel_requested {
         status.push_str("   cancel requested");
     }

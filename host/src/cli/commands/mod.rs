@@ -3,6 +3,7 @@
 
 mod activity;
 mod completion;
+mod deploy;
 mod many;
 mod operate;
 mod operator;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use activity::*;
 pub use completion::*;
+pub use deploy::*;
 pub use operate::*;
 pub use operator::*;
 pub use start::*;

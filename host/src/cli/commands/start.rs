@@ -68,6 +68,10 @@ pub struct StartArgs {
     pub if_running: IfRunning,
     #[arg(long, value_enum, default_value = "allow")]
     pub if_closed: IfClosed,
+    /// Run every attempt on this version of the type (a label from `sluice
+    /// type describe`) [default: the current version when each attempt starts].
+    #[arg(long)]
+    pub version: Option<String>,
     /// Start one execution per line of this file of JSON inputs (`-`:
     /// standard input), many per request; prints each generated id.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "id", "request_id"])]
@@ -130,5 +134,6 @@ pub(super) fn request(a: &StartArgs) -> anyhow::Result<pb::StartActivityRequest>
             IfClosed::AllowFailedOnly => pb::IdReusePolicy::AllowDuplicateFailedOnly,
             IfClosed::Reject => pb::IdReusePolicy::RejectDuplicate,
         } as i32,
+        version: a.version.clone().unwrap_or_default(),
     })
 }

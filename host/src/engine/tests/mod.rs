@@ -3,6 +3,7 @@
 
 mod operate;
 mod rules;
+mod types;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,8 +55,18 @@ impl AttemptRunner for ScriptedRunner {
         })
     }
 
-    fn component(&self, _: &str) -> Option<(String, String)> {
-        None
+    fn check(&self, path: &std::path::Path) -> Result<(String, u64), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((blake3::hash(&bytes).to_hex().to_string(), bytes.len() as u64))
+    }
+
+    fn install(
+        &self,
+        _: &str,
+        _: &crate::config::ActivityConfig,
+        _: &[(String, std::path::PathBuf)],
+    ) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -129,6 +140,10 @@ fn config(dir: &std::path::Path, extra: &str) -> Config {
         "[store]\npath = \"engine.db\"\n[server]\nhost_id = \"h1\"\n\
          [activities.t]\ncomponent = \"unused.wasm\"\nqueues = [\"q\"]\nstart_to_close_timeout = \"60s\"\n{extra}"
     );
+    // The scripted runner runs no component, but the engine stores each.
+    for file in ["unused.wasm", "u.wasm"] {
+        std::fs::write(dir.join(file), file).unwrap();
+    }
     Config::parse(&text, dir).unwrap()
 }
 

@@ -3,6 +3,7 @@
 
 mod read;
 mod schema;
+mod types;
 mod writer;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::record::{self, Fixed};
 use super::{
     Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store,
-    StoreError, Versioned,
+    StoreError, TypeChange, TypeRecord, Versioned,
 };
 use crate::activity::{Admission, Change, Execution, HistoryEntry, HistoryKind, Millis, Status, Transition, admit};
 use writer::Writer;
@@ -530,6 +531,14 @@ impl Store for SqliteStore {
                 Ok(seqs.len())
             })
             .await
+    }
+
+    async fn types(&self) -> Result<Vec<TypeRecord>, StoreError> {
+        self.writer.exec(|conn| types::read(conn, None)).await
+    }
+
+    async fn change_type(&self, change: TypeChange) -> Result<TypeRecord, StoreError> {
+        self.writer.exec(move |conn| types::change(conn, &change)).await
     }
 
     async fn secret(&self) -> Result<Vec<u8>, StoreError> {

@@ -66,6 +66,7 @@ impl tonic::codec::Decoder for Raw {
 /// The server-streaming RPCs.
 const WATCH: &str = "/sluice.v1.ActivityService/WatchActivity";
 const WATCH_MANY: &str = "/sluice.v1.ActivityService/WatchActivities";
+const DEPLOY: &str = "/sluice.v1.OperatorService/DeployComponent";
 
 /// Every RPC with a valid request to mutate.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -196,6 +197,79 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             pb::WatchActivitiesRequest { activity_ids: vec!["seed".into()], ..Default::default() }.encode_to_vec(),
         ),
         (WATCH_MANY, pb::WatchActivitiesRequest { task_queue: "default".into(), ..Default::default() }.encode_to_vec()),
+        (
+            "/sluice.v1.ActivityService/PauseActivity",
+            pb::PauseActivityRequest { activity: Some(by_id()) }.encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.ActivityService/UnpauseActivity",
+            pb::UnpauseActivityRequest { activity: Some(by_id()), jitter: dur(1) }.encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.ActivityService/ResetActivity",
+            pb::ResetActivityRequest { activity: Some(by_id()), keep_paused: true, reset_heartbeat: true }
+                .encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.ActivityService/UpdateActivityOptions",
+            pb::UpdateActivityOptionsRequest {
+                activity: Some(by_id()),
+                update_mask: vec!["task_queue".into(), "start_to_close_timeout".into(), "retry_policy".into()],
+                task_queue: "other".into(),
+                start_to_close_timeout: dur(9),
+                retry_policy: Some(pb::RetryPolicy { maximum_attempts: Some(2), ..Default::default() }),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.ActivityService/DeleteActivity",
+            pb::DeleteActivityRequest { activity: Some(by_id()) }.encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.ActivityService/BatchOperation",
+            pb::BatchOperationRequest {
+                query: r#"type = "hello" AND status = "scheduled""#.into(),
+                operation: "pause".into(),
+                dry_run: true,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.OperatorService/DescribeActivityType",
+            pb::DescribeActivityTypeRequest { name: "hello".into() }.encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.OperatorService/RollbackActivityType",
+            pb::RollbackActivityTypeRequest { name: "hello".into(), to: "v1".into() }.encode_to_vec(),
+        ),
+        // Types the end-to-end run after the fuzzing does not use.
+        (
+            "/sluice.v1.OperatorService/UpdateActivityType",
+            pb::UpdateActivityTypeRequest { name: "fuzzed".into(), set: vec!["slots=4".into()] }.encode_to_vec(),
+        ),
+        (
+            "/sluice.v1.OperatorService/RemoveTypeVersion",
+            pb::RemoveTypeVersionRequest { name: "fuzzed".into(), version: "v1".into() }.encode_to_vec(),
+        ),
+        (
+            DEPLOY,
+            pb::DeployChunk {
+                part: Some(pb::deploy_chunk::Part::Header(pb::DeployHeader {
+                    activity_type: "fuzzed".into(),
+                    size: 8,
+                    version: "v1".into(),
+                    set: vec!["retry.maximum_attempts=2".into()],
+                    ..Default::default()
+                })),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            DEPLOY,
+            pb::DeployChunk { part: Some(pb::deploy_chunk::Part::Data(b"\0asm\x01\0\0\0".to_vec())) }.encode_to_vec(),
+        ),
     ]
 }
 
@@ -304,6 +378,16 @@ async fn call(address: &str, path: &'static str, body: Vec<u8>) -> tonic::Status
         return tokio::time::timeout(Duration::from_millis(300), first)
             .await
             .unwrap_or_else(|_| tonic::Status::deadline_exceeded("no message within 300 ms"));
+    }
+    if path == DEPLOY {
+        // An upload of one message: a header alone, or data with no header.
+        let body = req.into_inner();
+        let mut stream = tonic::Request::new(tokio_stream::iter([body]));
+        stream.set_timeout(Duration::from_millis(300));
+        return match grpc.client_streaming(stream, uri, Raw).await {
+            Ok(_) => tonic::Status::ok(""),
+            Err(status) => status,
+        };
     }
     match grpc.unary(req, uri, Raw).await {
         Ok(_) => tonic::Status::ok(""),

@@ -9,10 +9,12 @@ use super::Engine;
 
 /// Runs deleted per store operation.
 const BATCH: usize = 256;
-/// How often to look when nothing is due.
+/// How often to look when nothing is due (more often for a retention
+/// shorter than four times this).
 const INTERVAL: Duration = Duration::from_secs(60);
 
 pub(super) async fn run(engine: Arc<Engine>, retention: Duration) {
+    let interval = INTERVAL.min(retention / 4).max(Duration::from_millis(100));
     let mut shutdown = engine.shutdown.subscribe();
     loop {
         if engine.is_shutting_down() {
@@ -34,7 +36,7 @@ pub(super) async fn run(engine: Arc<Engine>, retention: Duration) {
             tokio::task::yield_now().await;
             continue;
         }
-        let until = engine.clock.now().saturating_add(INTERVAL.as_millis() as u64);
+        let until = engine.clock.now().saturating_add(interval.as_millis() as u64);
         tokio::select! {
             () = engine.clock.sleep_until(until) => {}
             _ = shutdown.changed() => {}

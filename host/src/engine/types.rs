@@ -143,7 +143,11 @@ impl Engine {
         let (hash, size) = tokio::task::spawn_blocking(move || runner.check(&file))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Invalid(format!("the upload is not a deployable component: {e}")))?;
+            .map_err(|e| {
+                // The message names the upload's temporary file: the caller knows it as "the upload".
+                let e = e.replace(&d.file.display().to_string(), "it");
+                EngineError::Invalid(format!("the upload is not a deployable component: {e}"))
+            })?;
         let existing = self.registry.get(&d.activity_type).map(|t| t.record.clone());
         // A new type runs attempts of up to 5 minutes unless told otherwise
         // (a type needs a start-to-close or schedule-to-close timeout).

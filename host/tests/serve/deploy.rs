@@ -129,6 +129,7 @@ async fn bad_uploads_get_precise_errors_and_change_nothing() {
     let check = |s: tonic::Status, code: tonic::Code, text: &str| {
         assert_eq!(s.code(), code, "{s:?}");
         assert!(s.message().contains(text), "{:?} does not contain {text:?}", s.message());
+        assert!(!s.message().contains(".upload-"), "the message names the upload, not its file: {}", s.message());
     };
     let text = b"hello, I am text".to_vec();
     check(
@@ -222,4 +223,26 @@ async fn a_failing_execution_is_fixed_with_pause_update_and_reset() {
     assert!(err.contains("no activity b1"), "{err}");
     let err = fails(&server, &["cancel", "--query", "colour = red", "--yes"]);
     assert!(err.contains("unknown field \"colour\""), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_over_the_api_need_an_operator_token() {
+    let (client, operator) = (sluice::api::hash_token("client"), sluice::api::hash_token("root"));
+    let auth = format!("[server.auth]\ntokens_sha256 = [\"{client}\"]\noperator_tokens_sha256 = [\"{operator}\"]\n");
+    let (server, _dir) = Server::start(&auth);
+    let out = ok(&server, &["deploy", HELLO, "--type", "t", "--set", "slots=2", "--token", "client"]);
+    assert!(out.contains("deployed t v1"), "{out}");
+    let who = json_of(&server, &["type", "describe", "t", "--token", "client"]);
+    assert!(who["versions"][0]["deployed_by"].as_str().unwrap().contains(&format!("token {}", &client[..8])), "{who}");
+    for set in ["env.API_KEY=x", "allow_http=[\"api.example.com\"]", "dirs=[\"/tmp\"]"] {
+        let err = fails(&server, &["type", "update", "t", "--set", set, "--token", "client"]);
+        assert!(err.contains("needs an operator token") && err.contains("PermissionDenied"), "{err}");
+    }
+    let err = fails(&server, &["deploy", HELLO, "--type", "t", "--set", "env.A=1", "--token", "client"]);
+    assert!(err.contains("needs an operator token"), "{err}");
+    // The operator token may, and is accepted for everything else too.
+    ok(&server, &["type", "update", "t", "--set", "env.API_KEY=x", "--token", "root"]);
+    let t = json_of(&server, &["type", "describe", "t", "--token", "root"]);
+    assert_eq!(t["env"], json!(["API_KEY"]));
+    assert_eq!(t["versions"].as_array().unwrap().len(), 1, "the refused deploy added nothing");
 }

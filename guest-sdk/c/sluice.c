@@ -175,6 +175,17 @@ void sluice_info_free(sluice_info *info) {
     memset(info, 0, sizeof *info);
 }
 
+/* What the latest heartbeat answered about pausing. */
+static bool last_paused = false;
+
+bool sluice_is_paused(void) {
+    return last_paused;
+}
+
+sluice_result sluice_paused(void) {
+    return sluice_error("Paused", "the execution was paused; the attempt stopped and resumes when unpaused");
+}
+
 bool sluice_heartbeat(const char *details_json) {
     sluice_activity_types_payload_t details;
     sluice_activity_context_heartbeat_response_t response;
@@ -185,6 +196,7 @@ bool sluice_heartbeat(const char *details_json) {
     } else {
         sluice_activity_context_heartbeat(NULL, &response);
     }
+    last_paused = response.paused;
     return response.cancel_requested;
 }
 

@@ -17,7 +17,8 @@
  *
  * Results: sluice_ok (completed with JSON), sluice_error (failed; retried
  * unless made non-retryable), sluice_pending (completed later over gRPC),
- * sluice_cancelled (acknowledges a cancellation sluice_heartbeat reported).
+ * sluice_cancelled (acknowledges a cancellation sluice_heartbeat reported),
+ * sluice_paused (stops an attempt whose execution was paused).
  *
  * Strings the SDK returns are malloc'd and yours to free. Each attempt runs
  * in a fresh instance, so a leak lasts one attempt at most.
@@ -89,6 +90,8 @@ sluice_result sluice_with_next_retry_delay(sluice_result r, uint64_t ms);
 sluice_result sluice_pending(void);
 /* Acknowledges a cancellation; `details_json` may be NULL. */
 sluice_result sluice_cancelled(const char *details_json);
+/* Stops a paused attempt (error type "Paused"; see sluice_is_paused). */
+sluice_result sluice_paused(void);
 
 /* --- the host ------------------------------------------------------ */
 
@@ -117,6 +120,11 @@ void sluice_info_free(sluice_info *info);
  * previous details. Returns true when cancellation was requested: stop and
  * return sluice_cancelled(...). */
 bool sluice_heartbeat(const char *details_json);
+
+/* True when the latest sluice_heartbeat answered that an operator paused the
+ * execution: stop and return sluice_paused(), which the host does not count
+ * against the retry policy (the next attempt runs once it is unpaused). */
+bool sluice_is_paused(void);
 
 /* The details of the latest heartbeat of this execution (from an earlier
  * attempt or earlier in this one) as malloc'd JSON text; NULL on a fresh

@@ -17,10 +17,11 @@
 // Returning completes the attempt; throwing ActivityError fails it (retried
 // unless nonRetryable); any other error is a retryable failure typed by its
 // name; throwing Pending hands the work off for async completion;
-// ctx.heartbeat() throws Cancelled when cancellation was requested.
+// ctx.heartbeat() throws Cancelled when cancellation was requested, and
+// Paused when an operator paused the execution.
 // Build with `sluice build <folder>`.
 
-import * as host from "sluice:activity/context@0.1.0";
+import * as host from "sluice:activity/context@0.2.0";
 
 /** Encoding tag of JSON payloads, the default everywhere. */
 export const JSON_ENCODING = "json/plain";
@@ -52,6 +53,16 @@ export class Cancelled extends Error {
     super("cancelled");
     this.name = "Cancelled";
     this.details = details;
+  }
+}
+
+/** The execution was paused by an operator; thrown by ctx.heartbeat(). Let
+ * it propagate: the attempt stops (error type "Paused", not counted against
+ * the retry policy) and the next one runs once the execution is unpaused. */
+export class Paused extends ActivityError {
+  constructor() {
+    super("the execution was paused; the attempt stopped and resumes when unpaused", { type: "Paused" });
+    this.name = "Paused";
   }
 }
 
@@ -118,10 +129,13 @@ export class Context {
 
   /** Records a heartbeat; `details` (any JSON value) are what a retried
    * attempt reads back with lastHeartbeat(); undefined keeps the previous
-   * ones. Throws Cancelled if cancellation was requested. */
+   * ones. Throws Cancelled if cancellation was requested, Paused if the
+   * execution was paused. */
   heartbeat(details) {
     const payload = details === undefined ? undefined : encode(details, "heartbeat details");
-    if (host.heartbeat(payload).cancelRequested) throw new Cancelled();
+    const answer = host.heartbeat(payload);
+    if (answer.cancelRequested) throw new Cancelled();
+    if (answer.paused) throw new Paused();
   }
 
   /** Details of the latest heartbeat of this execution, from an earlier

@@ -65,7 +65,7 @@ fn a_component_without_the_activity_export_is_rejected() {
     assert_eq!(
         err,
         format!(
-            "{} does not export `sluice:activity/activity@0.1.0`; is it built against the sluice:activity WIT world? (it exports: nothing)",
+            "{} does not export `sluice:activity/activity@0.2.0`; is it built against the sluice:activity WIT world? (it exports: nothing)",
             path.display()
         )
     );

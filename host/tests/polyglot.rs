@@ -139,6 +139,23 @@ async fn behaves_like_rust(lang: &str) {
     let e = result(&mut c, &id, 60.0).await;
     assert_eq!(e.status, pb::ActivityStatus::Cancelled as i32, "{lang}: {e:?}");
     assert!(e.last_failure.as_ref().is_none_or(|f| f.source != "sandbox"), "{lang} had to be interrupted: {e:?}");
+
+    // Pause: the heartbeat answers it, the guest stops with Paused (not
+    // counted as an attempt), and resumes from its heartbeat when unpaused.
+    let id = format!("{}-pause", ours("resumable"));
+    let target = || Some(pb::ActivityRef { activity_id: id.clone(), run_id: String::new() });
+    c.start_activity(start_req(&ours("resumable"), &id, json!({"to": 200, "step_ms": 20}))).await.unwrap();
+    wait_status(&mut c, &id, pb::ActivityStatus::Started).await;
+    c.pause_activity(pb::PauseActivityRequest { activity: target() }).await.unwrap();
+    wait_status(&mut c, &id, pb::ActivityStatus::Scheduled).await;
+    let e = describe(&mut c, &id).await.execution.unwrap();
+    let failure = e.last_failure.clone().unwrap();
+    assert_eq!((failure.source.as_str(), failure.error_type.as_str()), ("application", "Paused"), "{lang}: {e:?}");
+    assert_eq!((e.paused, e.policy_attempt), (true, 1), "{lang}");
+    c.unpause_activity(pb::UnpauseActivityRequest { activity: target(), jitter: None }).await.unwrap();
+    let e = result(&mut c, &id, 60.0).await;
+    assert_eq!(e.status, pb::ActivityStatus::Completed as i32, "{lang}: {e:?}");
+    assert!(decode(&e.result)["started_at"].as_i64().unwrap() > 0, "{lang} resumed: {e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

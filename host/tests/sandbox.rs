@@ -54,6 +54,30 @@ async fn hello_transforms_input_to_output() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_component_built_against_sluice_activity_0_1_0_still_loads_and_runs() {
+    // hello as built before the contract's 0.2.0 (kept as a fixture).
+    let old = load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hello-sluice-activity-0.1.0.wasm"));
+    assert_eq!((old.contract(), load(HELLO).contract()), ("0.1.0", "0.2.0"));
+    let (report, events) = run_with_events(&old, request(json!({"name": "Old"}))).await;
+    assert_eq!(completed(&report), json!({"greeting": "Hello, Old!"}));
+    assert_eq!(events.len(), 2, "its log and progress imports work: {events:?}");
+    let report = old.run(request(json!({"name": ""}))).await;
+    let AttemptOutcome::Failed(e) = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!((e.error_type.as_str(), e.non_retryable), ("EmptyName", true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_of_a_paused_execution_stops_the_guest_with_a_paused_error() {
+    let req = request(json!({"from": 0, "to": 1000, "step_ms": 1}));
+    req.control.set_paused(true);
+    let report = load(RESUMABLE).run(req).await;
+    let AttemptOutcome::Failed(e) = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!(e.error_type, "Paused");
+    assert!(!e.non_retryable);
+    assert_eq!(report.last_heartbeat.unwrap().to_json_value(), json!({"next": 1}), "stopped at its first heartbeat");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn application_error_keeps_type_and_non_retryable_flag() {
     let report = load(HELLO).run(request(json!({"name": " "}))).await;
     let AttemptOutcome::Failed(e) = &report.outcome else { panic!("{:?}", report.outcome) };

@@ -69,6 +69,7 @@ sluice_result sluice_activity_run(const char *input, size_t len) {
         bool cancel = sluice_heartbeat(position);
         free(position);
         if (cancel) return sluice_cancelled(NULL);
+        if (sluice_is_paused()) return sluice_paused();
         char *message = sluice_json_printf("counted %" PRIu64, n + 1);
         sluice_progress((float)(n + 1 - from) * 100.0f / (float)total, message);
         free(message);

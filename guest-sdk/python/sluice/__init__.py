@@ -22,7 +22,8 @@ How the function ends decides the attempt's outcome:
   whose type is the exception's class name);
 - it raises :class:`Pending`: the work was handed off and will be completed
   later over gRPC with :meth:`Context.task_token`;
-- :meth:`Context.heartbeat` raises :class:`Cancelled` when cancellation was
+- :meth:`Context.heartbeat` raises :class:`Paused` when an operator paused
+  the execution, and :class:`Cancelled` when cancellation was
   requested; letting it propagate acknowledges the cancellation.
 
 Build with ``sluice build <folder>``; the folder holds ``app.py``.
@@ -41,7 +42,7 @@ except ImportError:
     from wit_world.imports import types as _types
 
 __all__ = [
-    "activity", "Context", "Info", "ActivityError", "Cancelled", "Pending",
+    "activity", "Context", "Info", "ActivityError", "Cancelled", "Paused", "Pending",
     "JSON", "INVALID_INPUT", "ENCODING_ERROR",
 ]
 
@@ -87,6 +88,16 @@ class Cancelled(Exception):
         self.details = details
 
 
+class Paused(ActivityError):
+    """The execution was paused by an operator. Raised by
+    :meth:`Context.heartbeat`; let it propagate: the attempt stops, does not
+    count against the retry policy, and the next attempt runs (from the
+    heartbeat details) once the execution is unpaused."""
+
+    def __init__(self):
+        super().__init__("the execution was paused; the attempt stopped and resumes when unpaused", "Paused")
+
+
 class Pending(Exception):
     """Raise to end the attempt without a result: another system completes
     it later over gRPC, by task token or activity id."""
@@ -121,10 +132,14 @@ class Context:
         """Records a heartbeat. ``details`` (any JSON value, e.g. the
         position reached) are what a retried attempt reads back with
         :meth:`last_heartbeat`; ``None`` keeps the previous details.
-        Raises :class:`Cancelled` if cancellation was requested."""
+        Raises :class:`Cancelled` if cancellation was requested, and
+        :class:`Paused` if an operator paused the execution."""
         payload = None if details is None else _encode(details, "heartbeat details")
-        if _host.heartbeat(payload).cancel_requested:
+        answer = _host.heartbeat(payload)
+        if answer.cancel_requested:
             raise Cancelled()
+        if answer.paused:
+            raise Paused()
 
     def last_heartbeat(self) -> Any:
         """The details of the latest heartbeat of this execution, recorded

@@ -29,15 +29,17 @@ impl Context {
     /// a later attempt can read back with [`Context::last_heartbeat`].
     ///
     /// Returns `Err(ActivityError::cancelled())` if cancellation of the
-    /// execution was requested, so `ctx.heartbeat(&pos)?` stops the activity.
+    /// execution was requested, and `Err(ActivityError::paused())` if an
+    /// operator paused it, so `ctx.heartbeat(&pos)?` stops the activity
+    /// (a paused one resumes from its heartbeat details when unpaused).
     pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) -> Result<(), ActivityError> {
         let payload = crate::encode(details)?;
-        check_cancel(host::heartbeat(Some(&payload)).cancel_requested)
+        check(host::heartbeat(Some(&payload)))
     }
 
     /// Records a heartbeat without details (keeps the previous ones).
     pub fn heartbeat_alive(&self) -> Result<(), ActivityError> {
-        check_cancel(host::heartbeat(None).cancel_requested)
+        check(host::heartbeat(None))
     }
 
     /// The details of the latest heartbeat of this execution, recorded by a
@@ -71,6 +73,12 @@ impl Context {
     }
 }
 
-fn check_cancel(cancel_requested: bool) -> Result<(), ActivityError> {
-    if cancel_requested { Err(ActivityError::cancelled()) } else { Ok(()) }
+fn check(answer: crate::bindings::sluice::activity::types::HeartbeatResponse) -> Result<(), ActivityError> {
+    if answer.cancel_requested {
+        Err(ActivityError::cancelled())
+    } else if answer.paused {
+        Err(ActivityError::paused())
+    } else {
+        Ok(())
+    }
 }

@@ -83,6 +83,13 @@ impl ActivityError {
         ActivityError(Kind::Cancelled(None))
     }
 
+    /// The execution was paused: the attempt stops with error type `Paused`,
+    /// which the host does not count against the retry policy; the next
+    /// attempt runs once it is unpaused.
+    pub fn paused() -> Self {
+        ActivityError::new("Paused", "the execution was paused; the attempt stopped and resumes when unpaused")
+    }
+
     /// True for the error returned by [`ActivityError::cancelled`].
     pub fn is_cancelled(&self) -> bool {
         matches!(self.0, Kind::Cancelled(_))

@@ -459,10 +459,18 @@ impl Execution {
         };
         let failed_attempt = self.attempt;
         let policy_attempt = self.policy_attempt();
-        let retryable = !failure.non_retryable
-            && !self.retry.is_non_retryable_type(&failure.error_type)
-            && self.retry.attempts_left(policy_attempt);
-        let delay = failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(policy_attempt));
+        // Stopped because paused: not counted, and the retry waits for the unpause.
+        let stopped_for_pause = self.paused
+            && failure.source == FailureSource::Application
+            && failure.error_type == super::failure::PAUSED_ERROR;
+        let retryable = stopped_for_pause
+            || (!failure.non_retryable
+                && !self.retry.is_non_retryable_type(&failure.error_type)
+                && self.retry.attempts_left(policy_attempt));
+        let delay = match stopped_for_pause {
+            true => Duration::ZERO,
+            false => failure.next_retry_delay.unwrap_or_else(|| self.retry.delay_after(policy_attempt)),
+        };
         let next_at = after(now, delay.min(MAX_DURATION));
         self.last_failure = Some(failure);
         if self.cancel_requested_at.is_some() {
@@ -484,6 +492,9 @@ impl Execution {
         }
         self.timeout_type = None;
         self.schedule_next(next_at);
+        if stopped_for_pause {
+            self.attempts_before_reset += 1;
+        }
         Change::RetryScheduled { failed_attempt, at: next_at }
     }
 

@@ -71,6 +71,11 @@ impl FailureSource {
     }
 }
 
+/// The error type of an attempt that stopped because its execution was
+/// paused (the SDKs' paused error): it does not count against the retry
+/// policy, and its retry waits for the unpause.
+pub const PAUSED_ERROR: &str = "Paused";
+
 /// A failure with everything the caller and the retry policy need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {

@@ -20,7 +20,7 @@ mod time;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
 pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, ResetRequest, Status};
-pub use failure::{Failure, FailureSource, TimeoutType};
+pub use failure::{Failure, FailureSource, PAUSED_ERROR, TimeoutType};
 pub use history::{HistoryEntry, HistoryKind, Transition, record};
 pub use operate::OptionsUpdate;
 pub use options::{OptionsError, RetryPolicy, Timeouts};

@@ -177,3 +177,24 @@ fn a_start_uses_the_pinned_version_else_the_current_one() {
     e.start("w", Some("v3"), 10 * S).unwrap();
     assert_eq!(e.version.as_deref(), Some("v1"));
 }
+
+#[test]
+fn an_attempt_that_stops_because_paused_does_not_count_and_waits_for_the_unpause() {
+    let retry = RetryPolicy { maximum_attempts: 1, ..RetryPolicy::default() };
+    let mut e = exec(stc(10), retry);
+    e.start("w", None, 0).unwrap();
+    e.pause().unwrap();
+    let stop = Failure::new(FailureSource::Application, PAUSED_ERROR, "paused");
+    assert_eq!(e.fail(1, stop, S), Ok(Change::RetryScheduled { failed_attempt: 1, at: S }));
+    assert_eq!((e.attempt, e.policy_attempt()), (2, 1), "the stopped attempt is not counted");
+    assert_eq!(e.dispatchable_at(), None);
+    e.unpause(Duration::ZERO, 2 * S).unwrap();
+    e.start("w", None, 2 * S).unwrap();
+    // The one attempt the policy allows fails: the execution fails.
+    assert_eq!(e.fail(2, boom(), 3 * S), Ok(Change::Closed(Status::Failed)));
+    // A "Paused" error from an execution that is not paused counts as any error.
+    let mut e = exec(stc(10), RetryPolicy { maximum_attempts: 1, ..RetryPolicy::default() });
+    e.start("w", None, 0).unwrap();
+    let stop = Failure::new(FailureSource::Application, PAUSED_ERROR, "paused");
+    assert_eq!(e.fail(1, stop, S), Ok(Change::Closed(Status::Failed)));
+}

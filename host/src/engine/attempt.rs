@@ -29,6 +29,7 @@ pub(super) async fn run(
     if exec.cancel_requested_at.is_some() {
         control.request_cancel();
     }
+    control.set_paused(exec.paused);
     engine.running.insert(&exec.run_id, attempt, control.clone());
 
     // The attempt's deadline: the earlier of start-to-close and schedule-to-close.

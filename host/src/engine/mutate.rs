@@ -86,10 +86,15 @@ impl Engine {
             self.publish(e, h.attempt, now, EventKind::Transition { transition: h.kind, status: e.status });
         }
         match t.change {
-            Change::Scheduled | Change::Unpaused | Change::Reset { pending: false } | Change::OptionsUpdated => {
+            Change::Unpaused => {
+                self.running.set_paused(&e.run_id, false);
+                self.wake.wake_queue(&e.task_queue);
+            }
+            Change::Scheduled | Change::Reset { pending: false } | Change::OptionsUpdated => {
                 self.wake.wake_queue(&e.task_queue)
             }
             Change::CancelRequested => self.running.request_cancel(&e.run_id),
+            Change::Paused => self.running.set_paused(&e.run_id, true),
             Change::RetryScheduled { failed_attempt, .. } => {
                 self.running.interrupt(e, failed_attempt);
                 self.wake.wake_queue(&e.task_queue);

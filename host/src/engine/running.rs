@@ -1,5 +1,5 @@
 //! The attempts running in this host's workers, by run id, with the
-//! handles that steer them (cancel request, interrupt).
+//! handles that steer them (cancel request, pause, interrupt).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,13 @@ impl RunningAttempts {
     pub fn request_cancel(&self, run_id: &str) {
         if let Some((_, control)) = self.by_run.lock().unwrap().get(run_id) {
             control.request_cancel();
+        }
+    }
+
+    /// Tells the running attempt of `run_id`, if any, whether its execution is paused.
+    pub fn set_paused(&self, run_id: &str, paused: bool) {
+        if let Some((_, control)) = self.by_run.lock().unwrap().get(run_id) {
+            control.set_paused(paused);
         }
     }
 

@@ -11,10 +11,11 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::LoadedComponent;
-use super::bindings::{ActivityComponent, ActivityInfo};
+use super::bindings::ActivityInfo;
 use super::classify::{Stop, classify, failure, guest_outcome};
 use super::control::{AttemptControl, InterruptReason};
 use super::events::AttemptEvent;
+use super::guest::Guest;
 use super::host_api::ActivityHost;
 use super::http::HttpHooks;
 use super::limits::{Limits, MemoryLimiter};
@@ -69,7 +70,7 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
             Some(i) => i,
             None => component.pre.instantiate_async(&mut *store).await?,
         };
-        let outcome = instance.sluice_activity_activity().call_run(&mut *store, &input).await?;
+        let outcome = instance.call_run(&mut *store, &input).await?;
         Ok((instance, outcome))
     };
     let result = tokio::select! {
@@ -106,7 +107,7 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
 /// A store ready for one attempt, with its instance when it is warm.
 struct Prepared {
     store: Store<StoreState>,
-    instance: Option<ActivityComponent>,
+    instance: Option<Guest>,
     captured: Captured,
     uses: u32,
 }

@@ -1,5 +1,5 @@
 //! The handle through which the host steers a running attempt: it asks for
-//! cancellation (the guest learns it on its next heartbeat) or interrupts
+//! cancellation or tells it is paused (the guest learns either on its next heartbeat) or interrupts
 //! the guest outright (deadline, ignored cancellation, termination).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -33,6 +33,7 @@ impl InterruptReason {
 #[derive(Debug, Default)]
 pub struct AttemptControl {
     cancel_requested: AtomicBool,
+    paused: AtomicBool,
     interrupt: AtomicU8,
     notify: Notify,
 }
@@ -49,6 +50,16 @@ impl AttemptControl {
 
     pub fn cancel_requested(&self) -> bool {
         self.cancel_requested.load(Ordering::SeqCst)
+    }
+
+    /// Tells the guest, on its next heartbeat, that its execution is paused
+    /// (or no longer is).
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
     }
 
     /// Stops the guest at its next epoch check, or at once if it is waiting

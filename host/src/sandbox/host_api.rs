@@ -71,7 +71,7 @@ impl context::Host for ActivityHost {
             self.heartbeat_details = Some(details);
         }
         self.emit(AttemptEvent::Heartbeat { details: self.heartbeat_details.clone().map(Into::into) });
-        Ok(HeartbeatResponse { cancel_requested: self.control.cancel_requested() })
+        Ok(HeartbeatResponse { cancel_requested: self.control.cancel_requested(), paused: self.control.paused() })
     }
 
     fn progress(&mut self, percent: Option<f32>, mut message: String) -> wasmtime::Result<()> {

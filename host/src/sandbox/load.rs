@@ -8,14 +8,15 @@ use std::time::Instant;
 
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::ActivityComponentPre;
-use super::{LoadedComponent, Sandbox};
+use super::guest::{ACTIVITY_EXPORTS, GuestPre};
+use super::{LoadedComponent, Sandbox, bindings};
 
 /// Largest component file accepted by default (Python guests are ~18 MiB).
 pub const DEFAULT_MAX_COMPONENT_SIZE: usize = 256 * 1024 * 1024;
 
-/// The export every activity component must provide.
-pub const ACTIVITY_EXPORT: &str = "sluice:activity/activity@0.1.0";
+/// The export every activity component must provide (0.1.0 components,
+/// exporting its earlier version, load too).
+pub const ACTIVITY_EXPORT: &str = ACTIVITY_EXPORTS[0];
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -78,19 +79,22 @@ pub(crate) fn load(sandbox: &Sandbox, path: &Path, metered: bool) -> Result<Arc<
 
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
-    if !ty
-        .exports(engine)
-        .any(|(name, item)| name == ACTIVITY_EXPORT && matches!(item.ty, ComponentItem::ComponentInstance(_)))
-    {
+    let exported = |export: &str| {
+        ty.exports(engine).any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentInstance(_)))
+    };
+    let Some(version) = ACTIVITY_EXPORTS.iter().position(|e| exported(e)) else {
         let exports = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
         return Err(LoadError::NotAnActivity { path: shown, exports });
-    }
+    };
     let instance_pre = runtime
         .linker
         .instantiate_pre(&component)
         .map_err(|e| LoadError::UnsatisfiedImport { path: shown.clone(), reason: format!("{e:#}") })?;
-    let pre = ActivityComponentPre::new(instance_pre)
-        .map_err(|e| LoadError::Mismatch { path: shown.clone(), reason: format!("{e:#}") })?;
+    let mismatch = |e: wasmtime::Error| LoadError::Mismatch { path: shown.clone(), reason: format!("{e:#}") };
+    let pre = match version {
+        0 => GuestPre::V2(bindings::ActivityComponentPre::new(instance_pre).map_err(mismatch)?),
+        _ => GuestPre::V1(bindings::v1::ActivityComponentPre::new(instance_pre).map_err(mismatch)?),
+    };
 
     let loaded =
         Arc::new(LoadedComponent { runtime: runtime.clone(), pre, hash, path: path.to_path_buf(), cache, load_time });

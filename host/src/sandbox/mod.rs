@@ -9,8 +9,10 @@ mod attempt;
 mod bindings;
 mod cache;
 mod classify;
+mod compat;
 mod control;
 mod events;
+mod guest;
 mod host_api;
 mod http;
 mod limits;
@@ -43,9 +45,8 @@ pub use threads::GuestThreads;
 pub use warm::WarmPool;
 pub use wasi::{DirGrant, Grants};
 
-use bindings::ActivityComponentPre;
+use guest::GuestPre;
 use runtime::Runtime;
-use state::StoreState;
 
 /// How the sandbox is set up.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl Sandbox {
 /// A component ready to be instantiated, any number of times at once.
 pub struct LoadedComponent {
     runtime: Arc<Runtime>,
-    pre: ActivityComponentPre<StoreState>,
+    pre: GuestPre,
     /// Content hash (blake3, hex) of the component file.
     pub hash: String,
     pub path: PathBuf,
@@ -128,6 +129,11 @@ impl LoadedComponent {
 
     fn metered(&self) -> bool {
         self.runtime.metered
+    }
+
+    /// The `sluice:activity` version it was built against ("0.2.0", "0.1.0").
+    pub fn contract(&self) -> &'static str {
+        self.pre.version()
     }
 
     /// Runs one attempt in a fresh instance; never panics on guest

@@ -63,6 +63,11 @@ impl Runtime {
             &mut linker,
             |s: &mut StoreState| &mut s.host,
         )?;
+        // Components built against sluice:activity@0.1.0 import its context.
+        bindings::v1::ActivityComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s: &mut StoreState| &mut s.host,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop.clone());
         Ok(Runtime { engine, linker, allocation, metered, stop })

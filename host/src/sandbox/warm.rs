@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use wasmtime::Store;
 
-use super::bindings::ActivityComponent;
+use super::guest::Guest;
 use super::state::StoreState;
 use super::wasi::Captured;
 
@@ -27,7 +27,7 @@ pub struct WarmPool {
 /// An instance between attempts, with its store and captured output.
 pub(crate) struct Warm {
     pub store: Store<StoreState>,
-    pub instance: ActivityComponent,
+    pub instance: Guest,
     pub captured: Captured,
     pub uses: u32,
 }

@@ -147,7 +147,7 @@ async fn bad_uploads_get_precise_errors_and_change_nothing() {
     check(
         upload(&server, header(empty.len()), vec![empty]).await,
         tonic::Code::InvalidArgument,
-        "does not export `sluice:activity/activity@0.1.0`",
+        "does not export `sluice:activity/activity@0.2.0`",
     );
     check(
         upload(&server, header(65 << 20), vec![]).await,
@@ -245,4 +245,35 @@ async fn grants_over_the_api_need_an_operator_token() {
     let t = json_of(&server, &["type", "describe", "t", "--token", "root"]);
     assert_eq!(t["env"], json!(["API_KEY"]));
     assert_eq!(t["versions"].as_array().unwrap().len(), 1, "the refused deploy added nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_guest_stops_at_its_next_heartbeat_and_resumes_when_unpaused() {
+    let (server, _dir) = Server::start("");
+    ok(&server, &["start", "resumable", "--id", "long", "--input", r#"{"to": 100, "step_ms": 50}"#]);
+    let mut c = server.activities().await;
+    wait_status(&mut c, "long", pb::ActivityStatus::Started).await;
+    ok(&server, &["pause", "long"]);
+    // The guest learns it on its next heartbeat and stops; the retry waits.
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let d = json_of(&server, &["describe", "long"]);
+            if d["status"] == "scheduled" {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the paused guest stops");
+    assert_eq!(stopped["paused"], json!(true));
+    assert_eq!(stopped["last_failure"]["error_type"], "Paused", "{stopped}");
+    assert_eq!(stopped["policy_attempt"], 1, "the stopped attempt does not count");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(json_of(&server, &["describe", "long"])["status"], "scheduled", "nothing runs while paused");
+    ok(&server, &["unpause", "long"]);
+    let done = result(&mut c, "long", 30.0).await;
+    let out = decode(&done.result);
+    assert_eq!(out["counted"], json!(100 - out["started_at"].as_i64().unwrap()), "{out}");
+    assert!(out["started_at"].as_i64().unwrap() > 0, "it resumed from its heartbeat: {out}");
 }

@@ -45,6 +45,23 @@ pub struct ServerConfig {
     pub auth: Option<AuthConfig>,
     /// TLS for the gRPC endpoint; plain HTTP/2 when absent.
     pub tls: Option<TlsConfig>,
+    /// The HTTP listener: JSON API, event streams, OpenAPI, metrics.
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve HTTP at all.
+    pub enabled: bool,
+    /// Its listen address (loopback by default).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { enabled: true, listen: "127.0.0.1:7280".parse().unwrap() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +97,7 @@ impl Default for ServerConfig {
             max_payload: ByteSize::mib(2),
             auth: None,
             tls: None,
+            http: HttpConfig::default(),
         }
     }
 }

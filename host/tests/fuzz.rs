@@ -70,7 +70,7 @@ const DEPLOY: &str = "/sluice.v1.OperatorService/DeployComponent";
 
 /// Every RPC with a valid request to mutate.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let dur = |s| Some(prost_types::Duration { seconds: s, nanos: 5 });
+    let dur = |s| Some(pbjson_types::Duration { seconds: s, nanos: 5 });
     let payload = Some(pb::Payload { encoding: "json/plain".into(), data: br#"{"name":"fuzz"}"#.to_vec() });
     let by_id = || pb::ActivityRef { activity_id: "seed".into(), run_id: String::new() };
     vec![

@@ -6,6 +6,8 @@ mod boundaries;
 mod common;
 #[path = "serve/deploy.rs"]
 mod deploy;
+#[path = "serve/http.rs"]
+mod http_api;
 #[path = "serve/many.rs"]
 mod many;
 

@@ -52,23 +52,28 @@ impl Auth {
     }
 }
 
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(hashes) = &self.hashes else { return Ok(request) };
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"))?;
+impl Auth {
+    /// Who sends a request with this `authorization` header value, or why
+    /// it is refused (gRPC and HTTP alike).
+    pub fn check(&self, header: Option<&str>) -> Result<Caller, Status> {
+        let Some(hashes) = &self.hashes else { return Ok(Caller { operator: true, token: None }) };
+        let header =
+            header.ok_or_else(|| Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"))?;
         let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .strip_prefix("Bearer ")
             .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?;
         let hash = hash_token(token.trim());
         if !hashes.contains(&hash) {
             return Err(Status::unauthenticated("unknown bearer token"));
         }
-        let caller = Caller { operator: self.operators.contains(&hash), token: Some(hash[..8].to_string()) };
+        Ok(Caller { operator: self.operators.contains(&hash), token: Some(hash[..8].to_string()) })
+    }
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request.metadata().get("authorization").map(|h| h.to_str().unwrap_or(""));
+        let caller = self.check(header)?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }

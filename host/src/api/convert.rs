@@ -26,7 +26,7 @@ pub fn status_of(e: EngineError) -> Status {
 
 /// A duration from the request: unset or zero is `None`; negative, badly
 /// formed (nanos outside 0..1e9) or over 100 years is INVALID_ARGUMENT.
-pub fn duration(d: Option<prost_types::Duration>, field: &str) -> Result<Option<Duration>, Status> {
+pub fn duration(d: Option<pbjson_types::Duration>, field: &str) -> Result<Option<Duration>, Status> {
     let Some(d) = d else { return Ok(None) };
     if d.seconds < 0 || d.nanos < 0 {
         return Err(Status::invalid_argument(format!("{field} must not be negative")));
@@ -39,12 +39,12 @@ pub fn duration(d: Option<prost_types::Duration>, field: &str) -> Result<Option<
     Ok(Some(d).filter(|d| !d.is_zero()))
 }
 
-pub fn pb_duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+pub fn pb_duration(d: Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
+pub fn timestamp(ms: Millis) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
 }
 
 pub fn payload(p: Option<pb::Payload>) -> Option<Payload> {
@@ -251,7 +251,7 @@ pub fn options_change(r: &pb::UpdateActivityOptionsRequest) -> Result<OptionsCha
     }
     let mut change = OptionsChange::default();
     for field in &r.update_mask {
-        let timeout = |d: &Option<prost_types::Duration>| -> Result<Option<Duration>, Status> {
+        let timeout = |d: &Option<pbjson_types::Duration>| -> Result<Option<Duration>, Status> {
             duration(*d, field)?.map(Some).ok_or_else(|| Status::invalid_argument(format!("{field} must be over 0")))
         };
         let timeouts = change.timeouts.get_or_insert_with(Timeouts::default);

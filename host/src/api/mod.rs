@@ -4,7 +4,8 @@
 mod auth;
 pub mod convert;
 mod deploy;
-mod services;
+mod payload_json;
+pub(crate) mod services;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,13 +18,19 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 
-pub use auth::{Auth, hash_token};
+pub use auth::{Auth, Caller, hash_token};
+pub use services::Api;
 
 /// The generated protobuf types and service stubs.
 #[allow(clippy::large_enum_variant)]
 pub mod pb {
     tonic::include_proto!("sluice.v1");
+    // Serde in the proto3 JSON mapping, for the HTTP API.
+    include!(concat!(env!("OUT_DIR"), "/sluice.v1.serde.rs"));
 }
+
+/// The encoded descriptors of the contract (for the OpenAPI document).
+pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sluice_descriptor.bin"));
 
 /// Bytes a request may carry beyond one maximal payload (ids, options).
 const ENVELOPE: usize = 64 * 1024;

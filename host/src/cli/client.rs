@@ -96,11 +96,11 @@ pub fn status_name(s: i32) -> &'static str {
 }
 
 /// A timestamp as Unix milliseconds (JSON null when unset).
-pub fn time(t: &Option<prost_types::Timestamp>) -> Value {
+pub fn time(t: &Option<pbjson_types::Timestamp>) -> Value {
     t.as_ref().map_or(Value::Null, |t| json!(t.seconds * 1000 + (t.nanos / 1_000_000) as i64))
 }
 
-fn dur(d: &Option<prost_types::Duration>) -> Value {
+fn dur(d: &Option<pbjson_types::Duration>) -> Value {
     d.as_ref().map_or(Value::Null, |d| {
         json!(format!("{}", humantime::format_duration(std::time::Duration::new(d.seconds as u64, d.nanos as u32))))
     })

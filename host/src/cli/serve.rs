@@ -22,6 +22,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
 
+    /// Serve HTTP (JSON API, metrics) on this address instead of the
+    /// configured one (port 0 picks a free port; the chosen one is printed).
+    #[arg(long)]
+    pub http_listen: Option<std::net::SocketAddr>,
+
     /// How long running attempts may take to finish on shutdown before
     /// they are interrupted (they are retried on the next start).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -33,16 +38,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    if let Some(listen) = args.http_listen {
+        config.server.http.listen = listen;
+    }
     let store = SqliteStore::open(&config.store.path)?;
     let engine = Engine::start(&config, Arc::new(store), Arc::new(SystemClock)).await?;
     let listener = crate::api::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
+    let http = match config.server.http.enabled {
+        true => Some(crate::http::bind(config.server.http.listen).await?),
+        false => None,
+    };
     say!(
         "sluice serving on {addr} (host {}, store {}, {} activity types)",
         engine.host_id(),
         config.store.path.display(),
-        config.activities.len()
+        engine.activity_types().len()
     );
+    let (stopped, _) = tokio::sync::watch::channel(false);
+    let stop_http = {
+        let mut rx = stopped.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    if let Some(listener) = http {
+        say!("sluice http on http://{}/ (JSON API /api/v1, metrics /metrics)", listener.local_addr()?);
+        let api = Arc::new(crate::api::Api { engine: engine.clone() });
+        let auth = crate::api::Auth::from_config(&config.server);
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(api, auth, listener, stop_http).await {
+                tracing::error!("the HTTP listener stopped: {e:#}");
+            }
+        });
+    }
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -50,6 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
         say!("shutting down");
+        let _ = stopped.send(true);
     };
     crate::api::serve(engine.clone(), listener, &config.server, stop).await?;
     engine.shutdown(args.shutdown_grace).await;

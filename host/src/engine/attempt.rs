@@ -179,6 +179,7 @@ async fn finish(
         logs.push(now, "warn", denial, Vec::new());
     }
     let logs = logs.finish(now);
+    crate::metrics::metrics().attempt_ran(&e.activity_type, report.duration);
     let mut logged = false;
     // Interrupts the engine caused were recorded when they were decided.
     if let Some(outcome) = outcome(report.outcome) {

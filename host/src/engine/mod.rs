@@ -189,6 +189,15 @@ impl Engine {
             .map(|q| (q.slots.available_permits(), q.types.read().expect("queue types lock").clone()))
     }
 
+    /// (name, free slots) of every queue this host serves.
+    pub fn served_queues(&self) -> Vec<(String, usize)> {
+        self.registry
+            .queue_names()
+            .into_iter()
+            .filter_map(|n| self.served_queue(&n).map(|(free, _)| (n, free)))
+            .collect()
+    }
+
     /// Stops dispatching, gives running attempts `grace` to finish, then
     /// interrupts the rest (they are retried when the host starts again).
     pub async fn shutdown(&self, grace: Duration) {

@@ -81,6 +81,7 @@ impl Engine {
             Change::Closed(Status::Completed) => self.stats.completed.fetch_add(1, Relaxed),
             _ => 0,
         };
+        crate::metrics::metrics().transition(e, &t.change, now);
         if let Some(h) = &t.history {
             tracing::debug!(activity_id = %e.activity_id, run_id = %e.run_id, attempt = h.attempt, status = %e.status, "{}", h.kind);
             self.publish(e, h.attempt, now, EventKind::Transition { transition: h.kind, status: e.status });

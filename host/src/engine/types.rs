@@ -51,6 +51,12 @@ impl Registry {
         self.current.read().expect("versions lock").clone()
     }
 
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.queues.read().expect("queues lock").keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
         self.queues.read().expect("queues lock").get(name).cloned()
     }

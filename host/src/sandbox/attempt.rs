@@ -48,9 +48,18 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
     let heartbeat_before = req.last_heartbeat.clone();
     let pool = req.warm.clone();
 
+    let metrics = crate::metrics::metrics();
     let prepared = match pool.as_ref().and_then(|p| p.take()) {
-        Some(warm) => Ok(rearm(component, warm, &req, deadline)),
-        None => prepare(component, &req, deadline),
+        Some(warm) => {
+            metrics.warm_hits.inc();
+            Ok(rearm(component, warm, &req, deadline))
+        }
+        None => {
+            if pool.is_some() {
+                metrics.warm_misses.inc();
+            }
+            prepare(component, &req, deadline)
+        }
     };
     let mut p = match prepared {
         Ok(p) => p,
@@ -68,7 +77,12 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
     let call = async {
         let instance = match instance {
             Some(i) => i,
-            None => component.pre.instantiate_async(&mut *store).await?,
+            None => {
+                let at = Instant::now();
+                let i = component.pre.instantiate_async(&mut *store).await?;
+                metrics.instantiate.observe(at.elapsed().as_secs_f64());
+                i
+            }
         };
         let outcome = instance.call_run(&mut *store, &input).await?;
         Ok((instance, outcome))

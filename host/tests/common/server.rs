@@ -62,6 +62,8 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub addr: String,
+    /// The HTTP listener's `127.0.0.1:PORT`.
+    pub http: String,
     pub dir: PathBuf,
     log: Arc<Mutex<String>>,
 }
@@ -80,7 +82,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "--config"])
             .arg(dir.join("sluice.toml"))
-            .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "1s"])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--shutdown-grace", "1s"])
             .env("SLUICE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,18 +99,22 @@ impl Server {
                 if let Some(rest) = line.strip_prefix("sluice serving on ") {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
                 }
+                if let Some(rest) = line.strip_prefix("sluice http on http://") {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
                 sink.lock().unwrap().push_str(&line);
                 sink.lock().unwrap().push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+        let mut next = || match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
                 panic!("sluice serve did not start:\n{}", log.lock().unwrap());
             }
         };
-        Server { child, addr: format!("http://{addr}"), dir: dir.to_path_buf(), log }
+        let (addr, http) = (next(), next());
+        Server { child, addr: format!("http://{addr}"), http, dir: dir.to_path_buf(), log }
     }
 
     /// The server process's id.
@@ -161,9 +167,9 @@ pub fn decode(p: &Option<pb::Payload>) -> serde_json::Value {
     serde_json::from_slice(&p.as_ref().expect("payload").data).unwrap()
 }
 
-pub fn secs(s: f64) -> Option<prost_types::Duration> {
+pub fn secs(s: f64) -> Option<pbjson_types::Duration> {
     let d = Duration::from_secs_f64(s);
-    Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
+    Some(pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
 }
 
 pub fn start_req(activity_type: &str, id: &str, input: serde_json::Value) -> pb::StartActivityRequest {

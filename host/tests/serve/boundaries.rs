@@ -3,8 +3,8 @@
 
 use super::*;
 
-fn dur(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
-    Some(prost_types::Duration { seconds, nanos })
+fn dur(seconds: i64, nanos: i32) -> Option<pbjson_types::Duration> {
+    Some(pbjson_types::Duration { seconds, nanos })
 }
 
 async fn refused(c: &mut ActivityServiceClient<tonic::transport::Channel>, req: pb::StartActivityRequest) -> String {

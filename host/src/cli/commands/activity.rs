@@ -143,7 +143,7 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Completed)
 }
 
-fn show_time(t: &Option<prost_types::Timestamp>) -> String {
+fn show_time(t: &Option<pbjson_types::Timestamp>) -> String {
     match t {
         Some(t) => {
             humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32)).to_string()

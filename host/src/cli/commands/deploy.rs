@@ -107,7 +107,7 @@ fn report(conn: &Connection, what: &str, t: &pb::ActivityType) {
     }
 }
 
-fn time(t: &Option<prost_types::Timestamp>) -> String {
+fn time(t: &Option<pbjson_types::Timestamp>) -> String {
     let Some(t) = t else { return String::new() };
     let at = UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32);
     humantime::format_rfc3339_seconds(at).to_string()

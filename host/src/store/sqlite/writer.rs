@@ -144,10 +144,12 @@ impl Durability {
         if self.file.is_none() {
             self.file = File::open(&self.wal).ok();
         }
+        let started = std::time::Instant::now();
         let result = match &self.file {
             Some(f) => f.sync_data().map_err(|e| format!("fsync of {}: {e}", self.wal.display())),
             None => Err(format!("cannot open {} to fsync it", self.wal.display())),
         };
+        crate::metrics::metrics().store_fsync.observe(started.elapsed().as_secs_f64());
         if result.is_ok() {
             self.synced.fetch_max(through, Ordering::AcqRel);
         }
@@ -241,6 +243,13 @@ fn drain(rx: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>) {
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let result = run_batch_inner(conn, batch);
+    crate::metrics::metrics().store_commit.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn run_batch_inner(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     control(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     for job in batch.iter_mut() {
         if let Err(e) = job.run(conn) {

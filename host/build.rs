@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         .register_descriptors(&descriptors)?
         .preserve_proto_field_names()
+        .emit_fields()
         .exclude([".sluice.v1.Payload"])
         .build(&[".sluice.v1"])?;
     Ok(())

@@ -47,6 +47,16 @@ pub fn timestamp(ms: Millis) -> pbjson_types::Timestamp {
     pbjson_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
 }
 
+/// A moment from the request: before 1970 or out of range is INVALID_ARGUMENT.
+pub fn millis(t: pbjson_types::Timestamp, field: &str) -> Result<Millis, Status> {
+    if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Status::invalid_argument(format!("{field} must be a time after 1970")));
+    }
+    let ms = (t.seconds as u64).checked_mul(1000).and_then(|ms| ms.checked_add(t.nanos as u64 / 1_000_000));
+    ms.filter(|ms| *ms <= activity::MAX_MILLIS)
+        .ok_or_else(|| Status::invalid_argument(format!("{field} is too far in the future")))
+}
+
 pub fn payload(p: Option<pb::Payload>) -> Option<Payload> {
     p.map(|p| Payload { encoding: if p.encoding.is_empty() { JSON.to_string() } else { p.encoding }, data: p.data })
 }
@@ -180,6 +190,7 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
         version: e.version.clone().unwrap_or_default(),
         pinned_version: e.pinned_version.clone().unwrap_or_default(),
         reset_pending: e.reset_pending.is_some(),
+        input: None,
     }
 }
 

@@ -153,11 +153,18 @@ impl pb::activity_service_server::ActivityService for Api {
             size: if r.logs_page_size == 0 { DEFAULT_PAGE } else { r.logs_page_size } as usize,
         };
         let d = self.engine.describe(&r.activity_id, opt(r.run_id).as_deref(), logs).await.map_err(status_of)?;
+        let task_token = match d.execution.status {
+            crate::activity::Status::Started => self.engine.task_token_of(&d.execution),
+            _ => String::new(),
+        };
+        let mut execution = convert::execution(&d.execution);
+        execution.input = Some(convert::pb_payload(&d.execution.input));
         Ok(Response::new(pb::DescribeActivityResponse {
-            execution: Some(convert::execution(&d.execution)),
+            execution: Some(execution),
             history: d.history.iter().map(convert::history).collect(),
             logs: d.logs.iter().map(convert::log).collect(),
             next_logs_page_token: d.next_logs_page.unwrap_or_default(),
+            task_token,
         }))
     }
 
@@ -281,10 +288,16 @@ impl pb::activity_service_server::ActivityService for Api {
         if r.page_size > MAX_PAGE {
             return Err(Status::invalid_argument(format!("page_size must be at most {MAX_PAGE}")));
         }
+        if r.activity_id_prefix.len() > MAX_NAME {
+            return Err(Status::invalid_argument(format!("activity_id_prefix is over {MAX_NAME} bytes")));
+        }
         let filter = ListFilter {
             status: convert::status_filter(r.status)?,
             activity_type: opt(r.activity_type),
             task_queue: opt(r.task_queue),
+            id_prefix: opt(r.activity_id_prefix),
+            scheduled_after: r.scheduled_after.map(|t| convert::millis(t, "scheduled_after")).transpose()?,
+            scheduled_before: r.scheduled_before.map(|t| convert::millis(t, "scheduled_before")).transpose()?,
             page_token: opt(r.page_token),
             page_size: if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size } as usize,
         };
@@ -410,7 +423,7 @@ impl pb::activity_service_server::ActivityService for Api {
 const MAX_SETS: usize = 100;
 const MAX_SET: usize = 4096;
 
-pub(super) fn check_sets(sets: &[String]) -> Result<(), Status> {
+pub(crate) fn check_sets(sets: &[String]) -> Result<(), Status> {
     if sets.len() > MAX_SETS {
         return Err(Status::invalid_argument(format!("at most {MAX_SETS} settings per request")));
     }
@@ -426,7 +439,7 @@ impl Api {
         Ok(self.type_pb(record, &config))
     }
 
-    fn type_pb(&self, t: &TypeRecord, config: &ActivityConfig) -> pb::ActivityType {
+    pub(crate) fn type_pb(&self, t: &TypeRecord, config: &ActivityConfig) -> pb::ActivityType {
         let current = t.versions.iter().find(|v| Some(&v.label) == t.current_version.as_ref());
         pb::ActivityType {
             name: t.name.clone(),
@@ -555,12 +568,24 @@ impl pb::operator_service_server::OperatorService for Api {
         required("task_queue", &r.task_queue)?;
         let stats = self.engine.queue_stats(&r.task_queue).await.map_err(status_of)?;
         let served = self.engine.served_queue(&r.task_queue);
+        let rate_limit = self.engine.queue_rate(&r.task_queue);
         Ok(Response::new(pb::DescribeTaskQueueResponse {
             backlog: stats.backlog,
             running: stats.running,
             served_here: served.is_some(),
             free_slots: served.as_ref().map_or(0, |s| s.0 as u32),
             activity_types: served.map(|s| s.1).unwrap_or_default(),
+            counts: stats
+                .counts
+                .into_iter()
+                .map(|(activity_type, status, count)| pb::TypeStatusCount {
+                    activity_type,
+                    status: convert::pb_status(status) as i32,
+                    count,
+                })
+                .collect(),
+            paused: rate_limit == Some(0.0),
+            rate_limit,
         }))
     }
 

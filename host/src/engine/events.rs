@@ -12,6 +12,8 @@ pub struct EngineEvent {
     pub run_id: String,
     pub attempt: u32,
     pub at: u64,
+    /// Written flat: `{"activity_id": …, "kind": "progress", "percent": …}`.
+    #[serde(flatten)]
     pub kind: EventKind,
 }
 

@@ -189,6 +189,16 @@ impl Engine {
             .map(|q| (q.slots.available_permits(), q.types.read().expect("queue types lock").clone()))
     }
 
+    /// A served queue's rate limit (dispatches per second; 0 = paused).
+    pub fn queue_rate(&self, name: &str) -> Option<f64> {
+        self.registry.queue(name).and_then(|q| q.rate_limit)
+    }
+
+    /// The task token of `e`'s current attempt.
+    pub fn task_token_of(&self, e: &Execution) -> String {
+        self.task_token(e)
+    }
+
     /// (name, free slots) of every queue this host serves.
     pub fn served_queues(&self) -> Vec<(String, usize)> {
         self.registry

@@ -3,6 +3,8 @@
 //! validation, limits and error meanings are the gRPC API's —, Server-Sent
 //! Events, the OpenAPI document and Prometheus metrics.
 
+mod console;
+mod deploy;
 mod openapi;
 mod routes;
 mod sse;

@@ -88,7 +88,8 @@ pub fn document() -> Value {
             .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         for q in r.query {
-            let field = request.and_then(|m| m.field.iter().find(|f| f.name() == *q));
+            let field = request
+                .and_then(|m| m.field.iter().find(|f| f.name() == *q || (*q == "queue" && f.name() == "task_queue")));
             let schema = field.map_or(json!({"type": "string"}), |f| field_schema(f, file));
             let schema = if schema.get("$ref").is_some() { json!({"type": "string"}) } else { schema };
             params.push(json!({"name": q, "in": "query", "required": false, "schema": schema}));
@@ -107,8 +108,15 @@ pub fn document() -> Value {
         } else {
             json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", r.response)}}}})
         };
-        if let Some(body) = r.body {
-            op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        match r.body {
+            Some(media) if media.starts_with("application/") => {
+                op["requestBody"] =
+                    json!({"required": true, "content": {media: {"schema": {"type": "string", "format": "binary"}}}});
+            }
+            Some(body) => {
+                op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+            }
+            None => {}
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method] = op;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, RawPathParams, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use serde_json::{Map, Value, json};
 
 use super::{AppState, call, caller, error, message, sse};
@@ -207,6 +207,7 @@ pub(crate) fn table() -> Vec<Route> {
         route!(get "/api/v1/types/{name}", "One activity type", body: None, query: &[], "DescribeActivityTypeRequest" -> "DescribeActivityTypeResponse", type_describe),
         route!(post "/api/v1/types/{name}/rollback", "Make an earlier version current", body: Some("RollbackActivityTypeRequest"), query: &[], "RollbackActivityTypeRequest" -> "RollbackActivityTypeResponse", rollback),
         route!(post "/api/v1/types/{name}/settings", "Change settings (key=value)", body: Some("UpdateActivityTypeRequest"), query: &[], "UpdateActivityTypeRequest" -> "UpdateActivityTypeResponse", type_update),
+        route!(put "/api/v1/types/{name}/versions", "Deploy a component (the body, application/wasm) as a new version; query: version, queue, set=key%3Dvalue (repeatable)", body: Some("application/wasm"), query: &["version", "queue", "set"], "DeployHeader" -> "DeployComponentResponse", super::deploy::deploy),
         route!(delete "/api/v1/types/{name}/versions/{version}", "Remove an unused version", body: None, query: &[], "RemoveTypeVersionRequest" -> "RemoveTypeVersionResponse", remove_version),
     ]
 }
@@ -215,9 +216,13 @@ pub(crate) fn table() -> Vec<Route> {
 pub(crate) fn router(max_body: usize) -> Router<AppState> {
     let mut router = Router::new();
     for r in table() {
-        router = router.route(r.path, (r.handler)());
+        let handler = (r.handler)();
+        // A deploy carries a component, far larger than any JSON request.
+        let handler = if r.method == "put" { handler.layer(DefaultBodyLimit::disable()) } else { handler };
+        router = router.route(r.path, handler);
     }
     router
+        .merge(super::console::routes())
         .route(super::openapi::PATH, get(openapi))
         .route("/metrics", get(super::metrics))
         .fallback(|| async { error(tonic::Status::not_found("no such route: see /api/v1/openapi.json")) })

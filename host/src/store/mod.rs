@@ -68,6 +68,11 @@ pub struct ListFilter {
     pub status: Option<Status>,
     pub activity_type: Option<String>,
     pub task_queue: Option<String>,
+    /// Only ids starting with this.
+    pub id_prefix: Option<String>,
+    /// Only executions scheduled at or after / before these moments.
+    pub scheduled_after: Option<Millis>,
+    pub scheduled_before: Option<Millis>,
     /// Opaque cursor from the previous page.
     pub page_token: Option<String>,
     pub page_size: usize,
@@ -100,7 +105,15 @@ impl ListFilter {
     }
 
     fn fingerprint(&self) -> [u8; 8] {
-        let filters = format!("{:?}\0{:?}\0{:?}", self.status, self.activity_type, self.task_queue);
+        let filters = format!(
+            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            self.status,
+            self.activity_type,
+            self.task_queue,
+            self.id_prefix,
+            self.scheduled_after,
+            self.scheduled_before
+        );
         blake3::hash(filters.as_bytes()).as_bytes()[..8].try_into().expect("8 of 32 bytes")
     }
 }
@@ -147,6 +160,8 @@ pub struct QueueStats {
     pub backlog: u64,
     /// Attempts started and not closed.
     pub running: u64,
+    /// Executions of the queue by (type, status), every pair with any.
+    pub counts: Vec<(String, Status, u64)>,
 }
 
 /// One deployed version of a type's component.

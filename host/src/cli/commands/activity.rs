@@ -317,6 +317,9 @@ pub struct ListArgs {
     /// Only this task queue.
     #[arg(long)]
     pub queue: Option<String>,
+    /// Only ids starting with this.
+    #[arg(long)]
+    pub id_prefix: Option<String>,
     /// Executions per page (1-1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub page_size: u32,
@@ -343,6 +346,9 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Exit> {
             task_queue: a.queue.unwrap_or_default(),
             page_size: a.page_size,
             page_token: a.page_token.unwrap_or_default(),
+            activity_id_prefix: a.id_prefix.unwrap_or_default(),
+            scheduled_after: None,
+            scheduled_before: None,
         })
         .await
         .map_err(rpc_error)?

@@ -422,6 +422,17 @@ impl Store for SqliteStore {
                 if let Some(q) = &filter.task_queue {
                     add("task_queue =", q.clone().into());
                 }
+                if let Some(p) = &filter.id_prefix {
+                    // Ranged on the id index: ids from the prefix up to the next one.
+                    add("activity_id >=", p.clone().into());
+                    add(&format!("substr(activity_id, 1, {}) =", p.chars().count()), p.clone().into());
+                }
+                if let Some(t) = filter.scheduled_after {
+                    add("json_extract(options, '$.scheduled_at') >=", (t as i64).into());
+                }
+                if let Some(t) = filter.scheduled_before {
+                    add("json_extract(options, '$.scheduled_at') <", (t as i64).into());
+                }
                 if let Some(b) = before {
                     add("seq <", b.into());
                 }
@@ -488,16 +499,25 @@ impl Store for SqliteStore {
         let queue = queue.to_string();
         self.writer
             .exec(move |conn| {
-                let count = |status: &str| -> Result<u64, StoreError> {
-                    let n: i64 = conn
-                        .prepare_cached("SELECT COUNT(*) FROM executions WHERE task_queue = ?1 AND status = ?2")?
-                        .query_row([&queue, status], |r| r.get(0))?;
-                    Ok(n as u64)
-                };
-                Ok(QueueStats {
-                    backlog: count(Status::Scheduled.as_str())?,
-                    running: count(Status::Started.as_str())?,
-                })
+                let mut stmt = conn.prepare_cached(
+                    "SELECT activity_type, status, COUNT(*) FROM executions WHERE task_queue = ?1
+                     GROUP BY activity_type, status ORDER BY activity_type, status",
+                )?;
+                let rows = stmt.query_map([&queue], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })?;
+                let mut stats = QueueStats::default();
+                for row in rows {
+                    let (ty, status, n) = row?;
+                    let Some(status) = Status::parse(&status) else { continue };
+                    match status {
+                        Status::Scheduled => stats.backlog += n as u64,
+                        Status::Started => stats.running += n as u64,
+                        _ => {}
+                    }
+                    stats.counts.push((ty, status, n as u64));
+                }
+                Ok(stats)
             })
             .await
     }

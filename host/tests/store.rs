@@ -162,6 +162,26 @@ async fn logs_history_and_pages() {
     let (started, _) =
         store.list(ListFilter { status: Some(Status::Started), page_size: 10, ..ListFilter::default() }).await.unwrap();
     assert!(started.is_empty());
+
+    // By id prefix and by when they were scheduled (a{i} at i ms).
+    start(&store, exec("b0", "rb0", "q", 3, 9)).await;
+    let ids = |filter: ListFilter| {
+        let store = &store;
+        async move {
+            let (page, _) = store.list(ListFilter { page_size: 10, ..filter }).await.unwrap();
+            page.into_iter().map(|e| e.activity_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids(ListFilter { id_prefix: Some("a".into()), ..ListFilter::default() }).await,
+        ["a4", "a3", "a2", "a1", "a0"]
+    );
+    assert_eq!(ids(ListFilter { id_prefix: Some("b".into()), ..ListFilter::default() }).await, ["b0"]);
+    assert!(ids(ListFilter { id_prefix: Some("a0x".into()), ..ListFilter::default() }).await.is_empty());
+    let window = ListFilter { scheduled_after: Some(1), scheduled_before: Some(3), ..ListFilter::default() };
+    assert_eq!(ids(window).await, ["a2", "a1"]);
+    let counts = store.queue_stats("q").await.unwrap().counts;
+    assert_eq!(counts, [("t".to_string(), Status::Scheduled, 6)]);
 }
 
 #[tokio::test]

@@ -91,6 +91,38 @@ async fn the_json_api_starts_waits_lists_and_operates_like_grpc() {
     assert!(types["activity_types"].as_array().unwrap().iter().any(|t| t["name"] == "hello"));
     let (_, queue) = json_request(&server, "GET", "/api/v1/queues/default", None);
     assert_eq!(queue["served_here"], true, "{queue}");
+    let hello_counts = queue["counts"].as_array().unwrap().iter().find(|c| c["activity_type"] == "hello").cloned();
+    assert_eq!(hello_counts.unwrap()["status"], "ACTIVITY_STATUS_COMPLETED");
+
+    // A deploy over HTTP: the component is the body.
+    let wasm = std::fs::read(sluice_test_programs::HELLO).unwrap();
+    let (status, body) = raw_put(&server, "/api/v1/types/web-greet/versions?version=w1&set=slots%3D2", &wasm);
+    assert_eq!(status, 200, "{body}");
+    let deployed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (deployed["activity_type"]["current_version"].as_str(), deployed["activity_type"]["slots"].as_u64()),
+        (Some("w1"), Some(2))
+    );
+    let (status, body) = raw_put(&server, "/api/v1/types/web-greet/versions", b"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the body is empty"), "{body}");
+    let (status, body) = raw_put(&server, "/api/v1/types/web-greet/versions?colour=red", &wasm);
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown query parameter") && body.contains("colour"), "{body}");
+    let (status, body) = raw_put(&server, "/api/v1/types/web-greet/versions", b"not wasm");
+    assert_eq!(status, 400);
+    assert!(body.contains("not a WebAssembly file"), "{body}");
+}
+
+/// A PUT with a binary body: (status, body).
+fn raw_put(server: &Server, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(&server.http).unwrap();
+    write!(s, "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/wasm\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), rest.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]

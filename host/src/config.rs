@@ -30,6 +30,18 @@ pub struct Config {
     /// Activity types by name.
     #[serde(default)]
     pub activities: BTreeMap<String, ActivityConfig>,
+    /// Trace export.
+    #[serde(default)]
+    pub traces: TracesConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// An OTLP/HTTP collector (`http://host:4318`); no export when absent.
+    pub otlp_endpoint: Option<String>,
+    /// The service name spans carry (default: `sluice`).
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,4 +28,5 @@ pub mod payload;
 pub mod sandbox;
 pub mod store;
 pub mod token;
+pub mod traces;
 pub mod util;

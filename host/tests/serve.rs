@@ -10,6 +10,8 @@ mod deploy;
 mod http_api;
 #[path = "serve/many.rs"]
 mod many;
+#[path = "serve/traces.rs"]
+mod traces;
 
 use std::time::Duration;
 

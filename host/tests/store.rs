@@ -22,6 +22,7 @@ fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
             retry: RetryPolicy::default(),
             cancel_grace: Duration::from_secs(1),
             pinned_version: None,
+            trace: None,
         },
         now,
     )

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::failure::{Failure, FailureSource, TimeoutType};
 use super::options::{OptionsError, RetryPolicy, Timeouts};
+use super::trace::TraceContext;
 use crate::payload::Payload;
 
 pub use super::time::Millis;
@@ -85,6 +86,8 @@ pub struct NewExecution {
     /// Run every attempt on this version of the type's component (`None`:
     /// the type's current version when the attempt starts).
     pub pinned_version: Option<String>,
+    /// The trace it belongs to, if traced.
+    pub trace: Option<TraceContext>,
 }
 
 /// Latest human-facing progress.
@@ -111,6 +114,8 @@ pub struct Execution {
     pub cancel_grace: Duration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 
     pub status: Status,
     /// The current (or last) attempt, from 1.
@@ -254,6 +259,7 @@ impl Execution {
             retry: req.retry,
             cancel_grace: req.cancel_grace,
             pinned_version: req.pinned_version,
+            trace: req.trace,
             status: Status::Scheduled,
             attempt: 1,
             scheduled_at: now,

@@ -17,6 +17,7 @@ mod props;
 #[cfg(test)]
 mod tests;
 mod time;
+mod trace;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
 pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, ResetRequest, Status};
@@ -26,3 +27,4 @@ pub use operate::OptionsUpdate;
 pub use options::{OptionsError, RetryPolicy, Timeouts};
 pub use outcome::{AttemptEnd, Outcome};
 pub use time::{MAX_DURATION, MAX_MILLIS, after, check_duration, millis};
+pub use trace::{TraceContext, new_span_id};

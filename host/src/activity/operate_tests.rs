@@ -21,6 +21,7 @@ fn exec(timeouts: Timeouts, retry: RetryPolicy) -> Execution {
             retry,
             cancel_grace: Duration::from_secs(5),
             pinned_version: None,
+            trace: None,
         },
         0,
     )

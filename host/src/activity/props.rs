@@ -185,6 +185,7 @@ proptest! {
             retry,
             cancel_grace: Duration::from_secs(5),
             pinned_version: None,
+            trace: None,
         };
         // Options out of range are refused, with a reason, and that is all.
         let Ok(mut e) = Execution::new(new, start) else { return Ok(()) };

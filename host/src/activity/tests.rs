@@ -25,6 +25,7 @@ fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> Execution {
             retry,
             cancel_grace: Duration::from_secs(5),
             pinned_version: None,
+            trace: None,
         },
         now,
     )

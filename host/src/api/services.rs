@@ -41,6 +41,11 @@ fn required(what: &str, s: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// The caller's W3C trace context (`traceparent` metadata), if any.
+fn traceparent<T>(request: &Request<T>) -> Option<String> {
+    request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
 /// Most starts in one StartActivities request.
 const MAX_BATCH_STARTS: usize = 1000;
 
@@ -76,6 +81,7 @@ impl Api {
             reuse: convert::reuse(r.id_reuse_policy)?,
             cancel_grace: None,
             version: opt(r.version),
+            traceparent: None,
         })
     }
 }
@@ -97,7 +103,9 @@ impl pb::activity_service_server::ActivityService for Api {
         &self,
         request: Request<pb::StartActivityRequest>,
     ) -> Result<Response<pb::StartActivityResponse>, Status> {
-        let req = self.start_request(request.into_inner())?;
+        let traceparent = traceparent(&request);
+        let mut req = self.start_request(request.into_inner())?;
+        req.traceparent = traceparent;
         let started = self.engine.start_activity(req).await.map_err(status_of)?;
         Ok(Response::new(started_pb(started)))
     }
@@ -106,6 +114,7 @@ impl pb::activity_service_server::ActivityService for Api {
         &self,
         request: Request<pb::StartActivitiesRequest>,
     ) -> Result<Response<pb::StartActivitiesResponse>, Status> {
+        let traceparent = traceparent(&request);
         let starts = request.into_inner().starts;
         if starts.is_empty() || starts.len() > MAX_BATCH_STARTS {
             return Err(Status::invalid_argument(format!(
@@ -116,8 +125,10 @@ impl pb::activity_service_server::ActivityService for Api {
         // The valid requests go to the engine; each start keeps its place
         // (or its refusal) in `checked`.
         let mut valid = Vec::with_capacity(starts.len());
-        let checked: Vec<Result<(), Status>> =
-            starts.into_iter().map(|r| self.start_request(r).map(|s| valid.push(s))).collect();
+        let checked: Vec<Result<(), Status>> = starts
+            .into_iter()
+            .map(|r| self.start_request(r).map(|s| valid.push(StartRequest { traceparent: traceparent.clone(), ..s })))
+            .collect();
         let mut started = self.engine.start_activities(valid).await.into_iter();
         let outcome = |o| pb::StartActivityOutcome { outcome: Some(o) };
         let error = |s: Status| {

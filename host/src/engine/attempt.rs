@@ -180,6 +180,15 @@ async fn finish(
     }
     let logs = logs.finish(now);
     crate::metrics::metrics().attempt_ran(&e.activity_type, report.duration);
+    if let Some(t) = &engine.tracer {
+        let error = match &report.outcome {
+            AttemptOutcome::Completed { .. } | AttemptOutcome::Pending => None,
+            AttemptOutcome::Cancelled { .. } => Some("cancelled".to_string()),
+            AttemptOutcome::Failed(a) => Some(format!("{}: {}", a.error_type, a.message)),
+            AttemptOutcome::SandboxFailure(f) => Some(format!("{}: {}", f.kind, f.message)),
+        };
+        t.attempt(e, e.started_at.unwrap_or(now), now, error);
+    }
     let mut logged = false;
     // Interrupts the engine caused were recorded when they were decided.
     if let Some(outcome) = outcome(report.outcome) {

@@ -282,6 +282,7 @@ mod tests {
             retry: Default::default(),
             cancel_grace: std::time::Duration::from_secs(1),
             pinned_version: None,
+            trace: None,
         };
         Execution::new(new, 0).unwrap()
     }

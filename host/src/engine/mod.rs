@@ -87,6 +87,8 @@ pub struct Engine {
     wake: Wakeups,
     shutdown: watch::Sender<bool>,
     stats: Stats,
+    /// Trace export, when configured.
+    tracer: Option<crate::traces::Tracer>,
 }
 
 /// Counters since the engine started, for benchmarks and operators.
@@ -142,6 +144,13 @@ impl Engine {
             wake: Wakeups::default(),
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
+            tracer: match &config.traces.otlp_endpoint {
+                Some(endpoint) => Some(crate::traces::Tracer::spawn(
+                    endpoint,
+                    config.traces.service_name.clone().unwrap_or_else(|| "sluice".into()),
+                )?),
+                None => None,
+            },
         });
         engine.load_types(config).await?;
         engine.recover().await?;

@@ -103,6 +103,9 @@ impl Engine {
             Change::Closed(_) => {
                 self.running.interrupt(e, e.attempt);
                 self.closes.closed(e);
+                if let Some(t) = &self.tracer {
+                    t.execution(e);
+                }
             }
             _ => {}
         }

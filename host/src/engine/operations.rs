@@ -94,6 +94,7 @@ impl Engine {
             reuse,
             cancel_grace,
             version,
+            traceparent,
         } = req;
         check_name("activity_type", &activity_type)?;
         if let Some(r) = &request_id {
@@ -140,6 +141,7 @@ impl Engine {
                 retry,
                 cancel_grace,
                 pinned_version: version,
+                trace: crate::traces::context(traceparent.as_deref(), self.tracer.is_some()),
             },
             now,
         )?;

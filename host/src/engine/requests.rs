@@ -28,6 +28,8 @@ pub struct StartRequest {
     pub cancel_grace: Option<Duration>,
     /// Pin every attempt to this version of the type.
     pub version: Option<String>,
+    /// The caller's W3C `traceparent`, continued by the execution's span.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,10 +136,12 @@ pub(crate) fn message<T: DeserializeOwned>(
     })
 }
 
-/// Calls a gRPC method with `req` as `caller` and answers its reply as JSON.
+/// Calls a gRPC method with `req` as `caller` (with the request's W3C
+/// `traceparent`, if any) and answers its reply as JSON.
 pub(crate) async fn call<Req, Resp, Fut>(
     state: &AppState,
     caller: Caller,
+    headers: &HeaderMap,
     req: Req,
     method: impl FnOnce(Arc<Api>, tonic::Request<Req>) -> Fut,
 ) -> Response
@@ -149,6 +151,9 @@ where
 {
     let mut request = tonic::Request::new(req);
     request.extensions_mut().insert(caller);
+    if let Some(v) = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+        request.metadata_mut().insert("traceparent", v);
+    }
     match method(state.api.clone(), request).await {
         Ok(reply) => Json(reply.into_inner()).into_response(),
         Err(status) => error(status),

@@ -86,7 +86,7 @@ macro_rules! handler {
                 Ok(r) => r,
                 Err(e) => return error(e),
             };
-            call(&s, caller, req, |api, r| async move { $service::$method(&*api, r).await }).await
+            call(&s, caller, &headers, req, |api, r| async move { $service::$method(&*api, r).await }).await
         }
     };
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::activity::{Execution, Failure, Millis, Progress, ResetRequest, RetryPolicy, Status, TimeoutType, Timeouts};
+use crate::activity::{
+    Execution, Failure, Millis, Progress, ResetRequest, RetryPolicy, Status, TimeoutType, Timeouts, TraceContext,
+};
 use crate::payload::Payload;
 
 /// The options an execution was started with.
@@ -21,6 +23,8 @@ pub struct Options {
     pub scheduled_at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 /// The columns written once, besides the options.
@@ -135,6 +139,7 @@ pub fn state_json(e: &Execution) -> Result<String, StoreError> {
         cancel_grace: _,
         scheduled_at: _,
         pinned_version: _,
+        trace: _,
         status,
         attempt,
         attempt_scheduled_at,
@@ -186,12 +191,13 @@ pub fn options_json(e: &Execution) -> Result<String, StoreError> {
         cancel_grace: e.cancel_grace,
         scheduled_at: e.scheduled_at,
         pinned_version: e.pinned_version.clone(),
+        trace: e.trace.clone(),
     })?)
 }
 
 /// An execution from its fixed columns, options JSON and state JSON.
 pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, StoreError> {
-    let Options { timeouts, retry, cancel_grace, scheduled_at, pinned_version } = serde_json::from_str(options)?;
+    let Options { timeouts, retry, cancel_grace, scheduled_at, pinned_version, trace } = serde_json::from_str(options)?;
     let State {
         status,
         attempt,
@@ -227,6 +233,7 @@ pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, S
         cancel_grace,
         scheduled_at,
         pinned_version,
+        trace,
         status,
         attempt,
         attempt_scheduled_at,

@@ -198,6 +198,7 @@ mod tests {
                 retry: Default::default(),
                 cancel_grace: Duration::from_secs(3),
                 pinned_version: None,
+                trace: None,
             },
             1_000,
         )

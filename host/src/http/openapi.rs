@@ -56,13 +56,26 @@ pub fn document() -> Value {
         "Payload".into(),
         json!({
             "description": "A payload: JSON as JSON ({\"json\": value}, encoding json/plain), anything else base64 ({\"encoding\": ..., \"data\": base64}).",
-            "type": "object",
-            "properties": {
-                "json": {"description": "The payload, when it is JSON."},
-                "encoding": {"type": "string", "description": "How data is encoded (default json/plain)."},
-                "data": {"type": "string", "format": "byte", "description": "The bytes, base64."}
-            },
-            "additionalProperties": false
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["json"],
+                    "properties": {
+                        "json": {"description": "The payload, when it is JSON."},
+                        "encoding": {"type": "string", "enum": ["json/plain"]}
+                    },
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "encoding": {"type": "string", "description": "How data is encoded (default json/plain)."},
+                        "data": {"type": "string", "format": "byte", "description": "The bytes, base64."}
+                    },
+                    "additionalProperties": false
+                }
+            ]
         }),
     );
     schemas.insert(
@@ -104,7 +117,10 @@ pub fn document() -> Value {
         });
         op["responses"]["200"] = if r.response == "sse" {
             json!({"description": "text/event-stream: each event named by its kind, its data JSON",
-                   "content": {"text/event-stream": {"schema": {"type": "string"}}}})
+            "content": {"text/event-stream": {"schema": {
+                "type": "object",
+                "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}
+            }}}})
         } else {
             json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", r.response)}}}})
         };
@@ -168,7 +184,7 @@ fn message_schemas(
         }
         properties.insert(f.name().to_string(), s);
     }
-    let mut schema = json!({"type": "object", "properties": properties});
+    let mut schema = json!({"type": "object", "properties": properties, "additionalProperties": false});
     if let Some(c) = comments.at(path) {
         schema["description"] = c.clone().into();
     }
@@ -178,6 +194,14 @@ fn message_schemas(
         nested_path.extend([3, k as i32]);
         message_schemas(nested, &format!("{full}.{}", nested.name()), &nested_path, comments, file, out);
     }
+}
+
+/// The names a status filter takes: in full and short.
+fn status_names(file: &FileDescriptorProto) -> Vec<String> {
+    let e = file.enum_type.iter().find(|e| e.name() == "ActivityStatus").expect("ActivityStatus");
+    let full: Vec<String> = e.value.iter().map(|v| v.name().to_string()).collect();
+    let short = full.iter().map(|n| n.trim_start_matches("ACTIVITY_STATUS_").to_ascii_lowercase().replace('_', "-"));
+    full.iter().cloned().chain(short).collect()
 }
 
 /// `sluice.v1.A.B` → `A.B`.
@@ -197,14 +221,24 @@ fn field_schema(f: &prost_types::FieldDescriptorProto, file: &FileDescriptorProt
         Type::Double | Type::Float => json!({"type": "number"}),
         Type::Bytes => json!({"type": "string", "format": "byte"}),
         Type::Enum | Type::Message | Type::Group => match f.type_name() {
-            ".google.protobuf.Duration" => json!({"type": "string", "description": "A duration, e.g. \"1.5s\"."}),
+            ".google.protobuf.Duration" => json!({
+                "type": "string",
+                "pattern": "^[0-9]{1,9}(\\.[0-9]{1,9})?s$",
+                "description": "A duration in seconds, e.g. \"1.5s\"."
+            }),
             ".google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),
             other => {
                 if let Some(entry) = map_entry(other, file) {
                     let value = entry.field.iter().find(|x| x.name() == "value").map(|v| field_schema(v, file));
                     return json!({"type": "object", "additionalProperties": value.unwrap_or(json!({}))});
                 }
-                json!({"$ref": format!("#/components/schemas/{}", schema_name(other))})
+                let reference = json!({"$ref": format!("#/components/schemas/{}", schema_name(other))});
+                // A message field may be absent (null); an enum never is.
+                if f.r#type() == Type::Message && f.label() != Label::Repeated {
+                    json!({"allOf": [reference], "nullable": true})
+                } else {
+                    reference
+                }
             }
         },
     };

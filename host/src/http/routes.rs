@@ -55,7 +55,7 @@ impl Params {
 
     /// Sets each query parameter as a field (a status may be written short: `failed`).
     fn query_into(&self, m: &mut Map<String, Value>) {
-        for (k, v) in &self.query {
+        for (k, v) in self.query.iter().filter(|(_, v)| !v.is_empty()) {
             let v = match k.as_str() {
                 "status" if !v.starts_with("ACTIVITY_STATUS_") => {
                     format!("ACTIVITY_STATUS_{}", v.to_ascii_uppercase().replace('-', "_"))
@@ -207,7 +207,7 @@ pub(crate) fn table() -> Vec<Route> {
         route!(get "/api/v1/types/{name}", "One activity type", body: None, query: &[], "DescribeActivityTypeRequest" -> "DescribeActivityTypeResponse", type_describe),
         route!(post "/api/v1/types/{name}/rollback", "Make an earlier version current", body: Some("RollbackActivityTypeRequest"), query: &[], "RollbackActivityTypeRequest" -> "RollbackActivityTypeResponse", rollback),
         route!(post "/api/v1/types/{name}/settings", "Change settings (key=value)", body: Some("UpdateActivityTypeRequest"), query: &[], "UpdateActivityTypeRequest" -> "UpdateActivityTypeResponse", type_update),
-        route!(put "/api/v1/types/{name}/versions", "Deploy a component (the body, application/wasm) as a new version; query: version, queue, set=key%3Dvalue (repeatable)", body: Some("application/wasm"), query: &["version", "queue", "set"], "DeployHeader" -> "DeployComponentResponse", super::deploy::deploy),
+        route!(put "/api/v1/types/{name}/versions", "Deploy a component (the body: its bytes) as a new version; query: version, queue, set=key%3Dvalue (repeatable)", body: Some("application/octet-stream"), query: &["version", "queue", "set"], "DeployHeader" -> "DeployComponentResponse", super::deploy::deploy),
         route!(delete "/api/v1/types/{name}/versions/{version}", "Remove an unused version", body: None, query: &[], "RemoveTypeVersionRequest" -> "RemoveTypeVersionResponse", remove_version),
     ]
 }

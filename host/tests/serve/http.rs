@@ -282,3 +282,29 @@ async fn the_openapi_document_is_served() {
     let kept: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
     assert!(doc == kept, "the served document differs from host/openapi.json");
 }
+
+/// The API against its own OpenAPI document, with schemathesis (PyPI): a
+/// bounded run of generated requests on every route, checking that none
+/// gets a server error and every reply — status, content type, headers,
+/// body — is one the document allows. (Long-polls and event streams are
+/// left to the tests above: generated waits would only make it slow.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_api_conforms_to_its_openapi_document() {
+    let (server, dir) = Server::start("");
+    let out = std::process::Command::new("schemathesis")
+        // Its example database goes there, not into the source tree.
+        .current_dir(dir.path())
+        .args(["run", &format!("http://{}/api/v1/openapi.json", server.http)])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+        ])
+        .args(["--max-examples", "5", "--request-timeout", "10", "--seed", "1"])
+        .args(["--exclude-path-regex", "(/result|/events|/tasks/poll)$"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis is installed (python3 -m pip install schemathesis; .ci/run does)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis found problems:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("passed"), "{report}");
+}

@@ -103,8 +103,14 @@ pub fn document() -> Value {
         for q in r.query {
             let field = request
                 .and_then(|m| m.field.iter().find(|f| f.name() == *q || (*q == "queue" && f.name() == "task_queue")));
-            let schema = field.map_or(json!({"type": "string"}), |f| field_schema(f, file));
-            let schema = if schema.get("$ref").is_some() { json!({"type": "string"}) } else { schema };
+            let schema = match field {
+                // A status may be written short (failed) or in full.
+                _ if *q == "status" => json!({"type": "string", "enum": status_names(file)}),
+                Some(f) => field_schema(f, file),
+                None => json!({"type": "string"}),
+            };
+            let flat = schema.get("$ref").is_none() && schema.get("allOf").is_none();
+            let schema = if flat { schema } else { json!({"type": "string"}) };
             params.push(json!({"name": q, "in": "query", "required": false, "schema": schema}));
         }
         let mut op = json!({

@@ -288,8 +288,14 @@ function timeouts(e) {
   return el("table", {}, el("tbody", {}, rows.map(([name, d, fires]) => el("tr", {}, el("td", {}, name), el("td", {}, d || "none"), el("td", { class: "muted" }, open && fires ? `fires ${fires.toLocaleString()}` : "")))));
 }
 
+function logLine(l) {
+  return el("div", { class: l.level }, el("span", { class: "lvl" }, l.level), `[${l.attempt}] ${l.message}`, Object.entries(l.fields || {}).map(([k, v]) => ` ${k}=${v}`).join(""));
+}
+
 async function activity(id) {
   const path = `/api/v1/activities/${encodeURIComponent(id)}`;
+  // Log records streamed while an attempt runs (stored when it ends).
+  let liveLogs = [];
   const render = async () => {
     const d = await api("GET", `${path}?logs_page_size=1000`);
     const e = d.execution;
@@ -357,9 +363,9 @@ async function activity(id) {
       : null;
     const history = el("ol", { class: "timeline", id: "history" }, (d.history || []).map((h) =>
       el("li", { class: h.kind }, el("strong", {}, h.kind), el("span", { class: "when" }, `attempt ${h.attempt} · ${when(h.time)}`), h.detail_json && h.detail_json !== "{}" ? el("code", {}, h.detail_json) : null)));
-    const logs = el("div", { class: "logs", id: "logs" }, (d.logs || []).map((l) =>
-      el("div", { class: l.level }, el("span", { class: "lvl" }, l.level), `[${l.attempt}] ${l.message}`, Object.entries(l.fields || {}).map(([k, v]) => ` ${k}=${v}`).join(""))));
-    if (!(d.logs || []).length) logs.append(el("span", { class: "muted" }, "No logs yet."));
+    const stored = d.logs || [];
+    const logs = el("div", { class: "logs", id: "logs" }, stored.map(logLine), liveLogs.filter((l) => !stored.some((s) => s.attempt === l.attempt)).map(logLine));
+    if (!logs.childElementCount) logs.append(el("span", { class: "muted" }, "No logs yet."));
     const r = e.retry_policy || {};
     main.replaceChildren(
       el("h1", {}, id),
@@ -394,6 +400,17 @@ async function activity(id) {
               setBar(p, ev.percent);
               p.querySelector(".muted").textContent = ev.message || "";
             }
+            return;
+          }
+          if (name === "log") {
+            // Logs stream while the attempt runs.
+            liveLogs.push(ev);
+            const logs = document.getElementById("logs");
+            if (logs) {
+              logs.querySelector(":scope > .muted")?.remove();
+              logs.append(logLine(ev));
+            }
+            return;
           }
           refresh();
         }, controller.signal);

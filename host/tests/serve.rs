@@ -43,6 +43,7 @@ async fn start_watch_result() {
             pb::watch_activity_event::Event::Transition(t) => format!("transition {}", t.kind),
             pb::watch_activity_event::Event::Progress(p) => format!("progress {}", p.percent.unwrap().round()),
             pb::watch_activity_event::Event::Heartbeat(_) => "heartbeat".into(),
+            pb::watch_activity_event::Event::Log(l) => format!("log {}", l.message),
         });
     }
     assert_eq!(seen.first().map(String::as_str), Some("snapshot"));
@@ -220,7 +221,7 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
     let (server, _dir) = Server::start("[server]\nmax_payload = \"1KiB\"\n");
     let mut c = server.activities().await;
     c.start_activity(start_req("hello", "h1", json!({"name": "a"}))).await.unwrap();
-    result(&mut c, "h1", 10.0).await;
+    result(&mut c, "h1", 30.0).await;
 
     let cases: Vec<(pb::StartActivityRequest, Code, &str)> = vec![
         (start_req("", "x", json!(null)), Code::InvalidArgument, "activity_type is required"),

@@ -277,6 +277,16 @@ impl pb::activity_service_server::ActivityService for Api {
                         }),
                         false,
                     ),
+                    EventKind::Log { level, message, fields } => (
+                        pb::watch_activity_event::Event::Log(pb::LogRecord {
+                            time: Some(convert::timestamp(ev.at)),
+                            attempt: ev.attempt,
+                            level,
+                            message,
+                            fields: fields.into_iter().collect(),
+                        }),
+                        false,
+                    ),
                 };
                 let msg = pb::WatchActivityEvent {
                     time: Some(convert::timestamp(ev.at)),

@@ -128,7 +128,17 @@ impl Beats {
                 engine.publish(e, e.attempt, now, EventKind::Progress { percent, message: message.clone() });
                 self.progress = Some(Progress { percent, message, at: now });
             }
-            AttemptEvent::Log { level, message, fields } => logs.push(now, &level.to_string(), message, fields),
+            AttemptEvent::Log { level, message, fields } => {
+                // Watchers see each record as kept (bounded like the log itself).
+                if let Some(kept) = logs.push(now, &level.to_string(), message, fields) {
+                    let kind = EventKind::Log {
+                        level: kept.level.clone(),
+                        message: kept.message.clone(),
+                        fields: kept.fields.clone(),
+                    };
+                    engine.publish(e, e.attempt, now, kind);
+                }
+            }
         }
     }
 

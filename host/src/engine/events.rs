@@ -33,4 +33,10 @@ pub enum EventKind {
         #[serde(serialize_with = "crate::payload::serialize_opt_as_json")]
         details: Option<Payload>,
     },
+    /// A log record the attempt wrote (as kept: cut to 4 KiB).
+    Log {
+        level: String,
+        message: String,
+        fields: Vec<(String, String)>,
+    },
 }

@@ -27,11 +27,18 @@ impl LogBook {
         LogBook { attempt, entries: Vec::new(), dropped: 0, dropped_bytes: 0 }
     }
 
-    pub fn push(&mut self, at: Millis, level: &str, mut message: String, fields: Vec<(String, String)>) {
+    /// Keeps a record (the kept one is returned), or counts it past the cap.
+    pub fn push(
+        &mut self,
+        at: Millis,
+        level: &str,
+        mut message: String,
+        fields: Vec<(String, String)>,
+    ) -> Option<&LogEntry> {
         if self.entries.len() >= MAX_RECORDS {
             self.dropped += 1;
             self.dropped_bytes += message.len();
-            return;
+            return None;
         }
         if message.len() > MAX_MESSAGE {
             let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
@@ -40,6 +47,7 @@ impl LogBook {
             message.push_str(&format!("… [{rest} more bytes]"));
         }
         self.entries.push(LogEntry { at, attempt: self.attempt, level: level.into(), message, fields });
+        self.entries.last()
     }
 
     /// The first lines of a captured stream, as records of level `level`;

@@ -45,6 +45,7 @@ pub(crate) async fn activity(
                 Watched::Transition(t) => json_event("transition", &t),
                 Watched::Progress(p) => json_event("progress", &p),
                 Watched::Heartbeat(h) => json_event("heartbeat", &h),
+                Watched::Log(l) => json_event("log", &l),
             },
             Ok(_) => Event::default().comment("empty"),
             Err(status) => {
@@ -68,6 +69,7 @@ pub(crate) async fn all(State(s): State<AppState>, headers: HeaderMap) -> Respon
                     crate::engine::EventKind::Transition { .. } => "transition",
                     crate::engine::EventKind::Progress { .. } => "progress",
                     crate::engine::EventKind::Heartbeat { .. } => "heartbeat",
+                    crate::engine::EventKind::Log { .. } => "log",
                 };
                 json_event(name, &e)
             }

@@ -221,6 +221,28 @@ async fn an_activity_streams_its_events_as_server_sent_events() {
     assert_eq!(seen.first().map(String::as_str), Some("snapshot"), "{seen:?}");
     assert!(seen.contains(&"progress".to_string()) && seen.contains(&"heartbeat".to_string()), "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("transition"), "{seen:?}");
+
+    // A log record streams as the attempt writes it (here, before it goes pending).
+    let start = json!({"activity_id": "sse-2", "activity_type": "misbehaving", "input": {"json": {"do": "pending"}}});
+    assert_eq!(json_request(&server, "POST", "/api/v1/activities", Some(start)).0, 200);
+    let mut s = TcpStream::connect(&server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /api/v1/activities/sse-2/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut lines = BufReader::new(s).lines().map(|l| l.unwrap());
+    let mut last_event = String::new();
+    let log = loop {
+        let line = lines.next().expect("the stream goes on");
+        if let Some(name) = line.strip_prefix("event: ") {
+            last_event = name.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && last_event == "log"
+        {
+            break serde_json::from_str::<Value>(data).unwrap();
+        }
+    };
+    assert_eq!(log["attempt"], 1);
+    assert_eq!(log["message"], "handing off", "{log}");
+    assert!(log["fields"]["token"].as_str().is_some_and(|t| t.len() > 20), "{log}");
 }
 
 /// The value of a sample line `name{labels} value`, 0 if absent.

@@ -251,6 +251,9 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
                 }
                 Some(Event::Progress(p)) => json!({"event": "progress", "percent": p.percent, "message": p.message}),
                 Some(Event::Heartbeat(h)) => json!({"event": "heartbeat", "details": payload_json(&h.details)}),
+                Some(Event::Log(l)) => {
+                    json!({"event": "log", "level": l.level, "message": l.message, "fields": l.fields})
+                }
                 None => continue,
             };
             println!("{v}");
@@ -279,6 +282,10 @@ pub async fn watch(a: IdArgs) -> anyhow::Result<Exit> {
                 Some(Event::Progress(p)) => show_progress(&bar, p),
                 Some(Event::Heartbeat(h)) if bar.is_hidden() => line(format!("heartbeat {}", payload_json(&h.details))),
                 Some(Event::Heartbeat(h)) => bar.set_message(format!("heartbeat {}", payload_json(&h.details))),
+                Some(Event::Log(l)) => {
+                    let fields: String = l.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+                    line(format!("log {:<5} {}{fields}", l.level, l.message))
+                }
                 None => {}
             }
         }

@@ -370,8 +370,11 @@ impl Config {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError { file: file.clone(), message: format!("cannot read: {e}") })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).map_err(|message| ConfigError { file, message })
+        // Absolute, so paths in the config stay right whatever the working
+        // directory (a type's stored settings need absolute directories).
+        let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| ConfigError { file: file.clone(), message: format!("cannot resolve its folder: {e}") })?;
+        Config::parse(&text, &base).map_err(|message| ConfigError { file, message })
     }
 
     /// Parses and validates config text; relative paths are joined to `base`.

@@ -26,6 +26,28 @@ fn the_example_config_parses_and_means_what_it_says() {
     assert_eq!(resumable.heartbeat_timeout, Some(Duration::from_secs(10)));
     assert_eq!(resumable.retry.initial_interval, Duration::from_millis(200));
     assert_eq!(resumable.retry.backoff_coefficient, 2.0, "defaults fill the rest");
+    // What the store keeps of each type is valid on its own.
+    for (name, a) in &config.activities {
+        sluice::config::ActivityConfig::from_settings(name, &a.settings).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn a_config_given_by_a_relative_path_keeps_directories_absolute() {
+    // As the README runs it: `serve --config examples/sluice.toml` from the checkout.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cwd = std::env::current_dir().unwrap();
+    std::env::set_current_dir(&root).unwrap();
+    let config = Config::load(Path::new("examples/sluice.toml"));
+    std::env::set_current_dir(cwd).unwrap();
+    let config = config.unwrap();
+    let email = &config.activities["send-email"];
+    assert!(
+        email.dirs_rw.iter().all(|d| Path::new(d.split("::").next().unwrap()).is_absolute()),
+        "{:?}",
+        email.dirs_rw
+    );
+    sluice::config::ActivityConfig::from_settings("send-email", &email.settings).unwrap();
 }
 
 #[test]

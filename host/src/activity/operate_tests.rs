@@ -2,34 +2,15 @@
 
 use std::time::Duration;
 
+use super::tests::{new_exec, stc};
 use super::*;
 use crate::payload::Payload;
 
 const S: u64 = 1000;
 
+/// A new execution at time 0.
 fn exec(timeouts: Timeouts, retry: RetryPolicy) -> Execution {
-    Execution::new(
-        NewExecution {
-            activity_id: "a1".into(),
-            run_id: "r1".into(),
-            activity_type: "t".into(),
-            task_queue: "q".into(),
-            input: Payload::json(&1),
-            priority: 3,
-            request_id: None,
-            timeouts,
-            retry,
-            cancel_grace: Duration::from_secs(5),
-            pinned_version: None,
-            trace: None,
-        },
-        0,
-    )
-    .unwrap()
-}
-
-fn stc(n: u64) -> Timeouts {
-    Timeouts { start_to_close: Some(Duration::from_secs(n)), ..Timeouts::default() }
+    new_exec(timeouts, retry, 0)
 }
 
 fn boom() -> Failure {

@@ -11,7 +11,7 @@ fn secs(n: u64) -> Option<Duration> {
     Some(Duration::from_secs(n))
 }
 
-fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> Execution {
+pub(super) fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> Execution {
     Execution::new(
         NewExecution {
             activity_id: "a1".into(),
@@ -32,7 +32,7 @@ fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> Execution {
     .unwrap()
 }
 
-fn stc(n: u64) -> Timeouts {
+pub(super) fn stc(n: u64) -> Timeouts {
     Timeouts { start_to_close: secs(n), ..Timeouts::default() }
 }
 

@@ -28,6 +28,19 @@ Exit status:
   6  timed out
   7  terminated";
 
+/// The four timeouts, as `start` and `update-options` take them.
+#[derive(Debug, clap::Args)]
+pub struct TimeoutArgs {
+    #[arg(long, value_parser = parse_duration)]
+    pub schedule_to_close: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub schedule_to_start: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub start_to_close: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub heartbeat_timeout: Option<Duration>,
+}
+
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }

@@ -251,14 +251,8 @@ pub struct UpdateOptionsArgs {
     /// 1 (first) to 5.
     #[arg(long)]
     pub priority: Option<u32>,
-    #[arg(long, value_parser = parse_duration)]
-    pub schedule_to_close: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub schedule_to_start: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub start_to_close: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub heartbeat: Option<Duration>,
+    #[command(flatten)]
+    pub timeouts: super::TimeoutArgs,
     /// Replace the retry policy with one allowing this many attempts in all
     /// (0: unlimited); its other fields take the defaults unless given.
     #[arg(long)]
@@ -279,10 +273,11 @@ pub async fn update_options(a: UpdateOptionsArgs) -> anyhow::Result<Exit> {
     };
     field("task_queue", a.queue.is_some());
     field("priority", a.priority.is_some());
-    field("schedule_to_close_timeout", a.schedule_to_close.is_some());
-    field("schedule_to_start_timeout", a.schedule_to_start.is_some());
-    field("start_to_close_timeout", a.start_to_close.is_some());
-    field("heartbeat_timeout", a.heartbeat.is_some());
+    let t = &a.timeouts;
+    field("schedule_to_close_timeout", t.schedule_to_close.is_some());
+    field("schedule_to_start_timeout", t.schedule_to_start.is_some());
+    field("start_to_close_timeout", t.start_to_close.is_some());
+    field("heartbeat_timeout", t.heartbeat_timeout.is_some());
     field("retry_policy", a.max_attempts.is_some());
     if mask.is_empty() {
         bail!("nothing to change: give --queue, --priority, a timeout or --max-attempts");
@@ -294,10 +289,10 @@ pub async fn update_options(a: UpdateOptionsArgs) -> anyhow::Result<Exit> {
             update_mask: mask,
             task_queue: a.queue.unwrap_or_default(),
             priority: a.priority.unwrap_or_default(),
-            schedule_to_close_timeout: a.schedule_to_close.map(pb_duration),
-            schedule_to_start_timeout: a.schedule_to_start.map(pb_duration),
-            start_to_close_timeout: a.start_to_close.map(pb_duration),
-            heartbeat_timeout: a.heartbeat.map(pb_duration),
+            schedule_to_close_timeout: t.schedule_to_close.map(pb_duration),
+            schedule_to_start_timeout: t.schedule_to_start.map(pb_duration),
+            start_to_close_timeout: t.start_to_close.map(pb_duration),
+            heartbeat_timeout: t.heartbeat_timeout.map(pb_duration),
             retry_policy: a.max_attempts.map(|n| pb::RetryPolicy {
                 maximum_attempts: Some(n),
                 initial_interval: a.initial_interval.map(pb_duration),

@@ -44,14 +44,8 @@ pub struct StartArgs {
     /// The task queue [default: the type's first queue].
     #[arg(long)]
     pub queue: Option<String>,
-    #[arg(long, value_parser = parse_duration)]
-    pub schedule_to_close: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub schedule_to_start: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub start_to_close: Option<Duration>,
-    #[arg(long, value_parser = parse_duration)]
-    pub heartbeat_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub timeouts: super::TimeoutArgs,
     /// Attempts in all (0 = unlimited) [default: the type's].
     #[arg(long)]
     pub max_attempts: Option<u32>,
@@ -118,10 +112,10 @@ pub(super) fn request(a: &StartArgs) -> anyhow::Result<pb::StartActivityRequest>
         activity_type: a.activity_type.clone(),
         task_queue: a.queue.clone().unwrap_or_default(),
         input: Some(json_payload(&a.input, "--input")?),
-        schedule_to_close_timeout: a.schedule_to_close.map(pb_duration),
-        schedule_to_start_timeout: a.schedule_to_start.map(pb_duration),
-        start_to_close_timeout: a.start_to_close.map(pb_duration),
-        heartbeat_timeout: a.heartbeat_timeout.map(pb_duration),
+        schedule_to_close_timeout: a.timeouts.schedule_to_close.map(pb_duration),
+        schedule_to_start_timeout: a.timeouts.schedule_to_start.map(pb_duration),
+        start_to_close_timeout: a.timeouts.start_to_close.map(pb_duration),
+        heartbeat_timeout: a.timeouts.heartbeat_timeout.map(pb_duration),
         retry_policy: retry,
         priority: a.priority.unwrap_or(0),
         request_id: a.request_id.clone().unwrap_or_default(),

@@ -481,6 +481,8 @@ async fn the_cli_describes_lists_and_watches() {
     let out = server.cli(&["queue", "default", "--json"]);
     let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((q["backlog"].as_u64(), q["served_here"].as_bool()), (Some(0), Some(true)));
+    let counted: u64 = q["counts"].as_array().unwrap().iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert!(counted > 0, "executions counted by type and status: {q}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["list", "--address", "http://127.0.0.1:1"])

@@ -101,7 +101,7 @@ async fn drained(server: &Server) {
     let mut ops = pb::operator_service_client::OperatorServiceClient::new(channel);
     loop {
         let q = ops
-            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into() })
+            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into(), closed_counts: false })
             .await
             .unwrap()
             .into_inner();

@@ -428,7 +428,7 @@ async function queues() {
   const render = async () => {
     const types = (await api("GET", "/api/v1/types")).activity_types || [];
     const names = [...new Set(types.flatMap((t) => t.task_queues))].sort();
-    const described = await Promise.all(names.map(async (n) => [n, await api("GET", `/api/v1/queues/${encodeURIComponent(n)}`)]));
+    const described = await Promise.all(names.map(async (n) => [n, await api("GET", `/api/v1/queues/${encodeURIComponent(n)}?closed_counts=true`)]));
     const cards = described.map(([n, q]) => {
       const byType = {};
       for (const c of q.counts || []) (byType[c.activity_type] ||= {})[statusName(c.status)] = c.count;

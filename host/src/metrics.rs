@@ -181,7 +181,7 @@ pub async fn render(engine: &Engine) -> String {
     for (name, free_slots) in engine.served_queues() {
         let label = QueueLabel { task_queue: name.clone() };
         free.get_or_create(&label).set(free_slots as i64);
-        if let Ok(stats) = engine.queue_stats(&name).await {
+        if let Ok(stats) = engine.queue_stats(&name, false).await {
             backlog.get_or_create(&label).set(stats.backlog as i64);
             running.get_or_create(&label).set(stats.running as i64);
         }

@@ -170,7 +170,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/sluice.v1.OperatorService/DescribeTaskQueue",
-            pb::DescribeTaskQueueRequest { task_queue: "default".into() }.encode_to_vec(),
+            pb::DescribeTaskQueueRequest { task_queue: "default".into(), closed_counts: true }.encode_to_vec(),
         ),
         ("/sluice.v1.OperatorService/ListActivityTypes", pb::ListActivityTypesRequest {}.encode_to_vec()),
         (WATCH, pb::WatchActivityRequest { activity_id: "seed".into(), run_id: String::new() }.encode_to_vec()),

@@ -339,7 +339,7 @@ async fn priorities_and_the_persistent_backlog() {
     c.start_activity(start("first", 3, 300)).await.unwrap();
     let mut ops = OperatorServiceClient::connect(server.addr.clone()).await.unwrap();
     let q = ops
-        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() })
+        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into(), closed_counts: false })
         .await
         .unwrap()
         .into_inner();
@@ -363,7 +363,7 @@ async fn priorities_and_the_persistent_backlog() {
     c.start_activity(start("c-high", 1)).await.unwrap();
     let mut ops = OperatorServiceClient::connect(server.addr.clone()).await.unwrap();
     let q = ops
-        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into() })
+        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "narrow".into(), closed_counts: false })
         .await
         .unwrap()
         .into_inner();

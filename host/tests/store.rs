@@ -99,7 +99,7 @@ async fn claims_follow_priority_then_age_and_respect_backoff_and_types() {
     assert_eq!(rest.len(), 1);
     assert_eq!(store.next_dispatch("q", None).await.unwrap(), Some(1_000));
     assert_eq!(store.claim("q", None, "w", Default::default(), 10, 1_000).await.unwrap()[0].value.activity_id, "later");
-    let stats = store.queue_stats("q").await.unwrap();
+    let stats = store.queue_stats("q", false).await.unwrap();
     assert_eq!((stats.backlog, stats.running), (0, 5));
     assert_eq!(store.started_by("host/").await.unwrap().len(), 3);
 }
@@ -181,8 +181,17 @@ async fn logs_history_and_pages() {
     assert!(ids(ListFilter { id_prefix: Some("a0x".into()), ..ListFilter::default() }).await.is_empty());
     let window = ListFilter { scheduled_after: Some(1), scheduled_before: Some(3), ..ListFilter::default() };
     assert_eq!(ids(window).await, ["a2", "a1"]);
-    let counts = store.queue_stats("q").await.unwrap().counts;
+    let counts = store.queue_stats("q", false).await.unwrap().counts;
     assert_eq!(counts, [("t".to_string(), Status::Scheduled, 6)]);
+    store.claim("q", None, "w", Default::default(), 1, 100).await.unwrap();
+    let claimed = store.get("a0", None).await.unwrap().unwrap();
+    let mut done = claimed.value.clone();
+    done.complete(1, Payload::json(&1), 200).unwrap();
+    store.update(&done, claimed.version, None, &[]).await.unwrap();
+    let open = store.queue_stats("q", false).await.unwrap();
+    assert_eq!((open.backlog, open.running, open.counts.len()), (5, 0, 1), "{:?}", open.counts);
+    let all = store.queue_stats("q", true).await.unwrap().counts;
+    assert_eq!(all, [("t".to_string(), Status::Completed, 1), ("t".to_string(), Status::Scheduled, 5)]);
 }
 
 #[tokio::test]

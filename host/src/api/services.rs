@@ -587,7 +587,7 @@ impl pb::operator_service_server::OperatorService for Api {
     ) -> Result<Response<pb::DescribeTaskQueueResponse>, Status> {
         let r = request.into_inner();
         required("task_queue", &r.task_queue)?;
-        let stats = self.engine.queue_stats(&r.task_queue).await.map_err(status_of)?;
+        let stats = self.engine.queue_stats(&r.task_queue, r.closed_counts).await.map_err(status_of)?;
         let served = self.engine.served_queue(&r.task_queue);
         let rate_limit = self.engine.queue_rate(&r.task_queue);
         Ok(Response::new(pb::DescribeTaskQueueResponse {

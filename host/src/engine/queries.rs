@@ -49,8 +49,10 @@ impl Engine {
     }
 
     /// Backlog and running counts of a queue.
-    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, EngineError> {
+    /// `closed`: also the closed executions by type and status (reads every
+    /// retained row of the queue).
+    pub async fn queue_stats(&self, queue: &str, closed: bool) -> Result<QueueStats, EngineError> {
         check_name("task_queue", queue)?;
-        Ok(self.store.queue_stats(queue).await?)
+        Ok(self.store.queue_stats(queue, closed).await?)
     }
 }

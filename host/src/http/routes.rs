@@ -60,6 +60,11 @@ impl Params {
                 "status" if !v.starts_with("ACTIVITY_STATUS_") => {
                     format!("ACTIVITY_STATUS_{}", v.to_ascii_uppercase().replace('-', "_"))
                 }
+                // The one flag among the query parameters.
+                "closed_counts" => {
+                    m.insert(k.clone(), Value::Bool(v == "true"));
+                    continue;
+                }
                 _ => v.clone(),
             };
             m.insert(k.clone(), Value::String(v));
@@ -132,6 +137,7 @@ handler!(report_cancelled, CompletionService::report_activity_cancelled, |p, m| 
 handler!(heartbeat, CompletionService::record_heartbeat, |p, m| by_id_or_token(&p, m));
 handler!(poll, WorkerService::poll_activity_task, |_p, _m| ());
 handler!(queue, OperatorService::describe_task_queue, |p, m| {
+    p.query_into(m);
     m.insert("task_queue".into(), p.path.get("name").cloned().unwrap_or_default().into());
 });
 handler!(types, OperatorService::list_activity_types, |_p, _m| ());
@@ -202,7 +208,7 @@ pub(crate) fn table() -> Vec<Route> {
         route!(post "/api/v1/tasks/heartbeat", "Heartbeat the attempt a task token names", body: Some("RecordHeartbeatRequest"), query: &[], "RecordHeartbeatRequest" -> "RecordHeartbeatResponse", heartbeat),
         route!(post "/api/v1/tasks/poll", "Take an attempt from a task queue (long-poll), as an external worker", body: Some("PollActivityTaskRequest"), query: &[], "PollActivityTaskRequest" -> "PollActivityTaskResponse", poll),
         route!(get "/api/v1/events", "Server-Sent Events of every execution: transitions, progress, heartbeats", body: None, query: &[], "WatchActivityRequest" -> "sse", sse::all),
-        route!(get "/api/v1/queues/{name}", "A task queue: backlog, running, free slots", body: None, query: &[], "DescribeTaskQueueRequest" -> "DescribeTaskQueueResponse", queue),
+        route!(get "/api/v1/queues/{name}", "A task queue: backlog, running, free slots, open executions by type (closed_counts=true: closed ones too)", body: None, query: &["closed_counts"], "DescribeTaskQueueRequest" -> "DescribeTaskQueueResponse", queue),
         route!(get "/api/v1/types", "The activity types with their versions", body: None, query: &[], "ListActivityTypesRequest" -> "ListActivityTypesResponse", types),
         route!(get "/api/v1/types/{name}", "One activity type", body: None, query: &[], "DescribeActivityTypeRequest" -> "DescribeActivityTypeResponse", type_describe),
         route!(post "/api/v1/types/{name}/rollback", "Make an earlier version current", body: Some("RollbackActivityTypeRequest"), query: &[], "RollbackActivityTypeRequest" -> "RollbackActivityTypeResponse", rollback),

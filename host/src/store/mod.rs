@@ -160,7 +160,8 @@ pub struct QueueStats {
     pub backlog: u64,
     /// Attempts started and not closed.
     pub running: u64,
-    /// Executions of the queue by (type, status), every pair with any.
+    /// Executions of the queue by (type, status), every pair with any
+    /// (open statuses only unless closed counts were asked for).
     pub counts: Vec<(String, Status, u64)>,
 }
 
@@ -308,7 +309,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn started_by(&self, prefix: &str) -> Result<Vec<Versioned<Execution>>, StoreError>;
 
-    async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError>;
+    /// Backlog and running counts (by index), with the open executions by
+    /// type; `closed` adds the closed ones by type and status, which reads
+    /// every retained row of the queue (for operators, not for polling).
+    async fn queue_stats(&self, queue: &str, closed: bool) -> Result<QueueStats, StoreError>;
 
     /// Deletes a closed run with its history and logs; false if there is no
     /// such closed run.

@@ -89,7 +89,7 @@ async fn the_json_api_starts_waits_lists_and_operates_like_grpc() {
     assert_eq!(status, 200);
     let (_, types) = json_request(&server, "GET", "/api/v1/types", None);
     assert!(types["activity_types"].as_array().unwrap().iter().any(|t| t["name"] == "hello"));
-    let (_, queue) = json_request(&server, "GET", "/api/v1/queues/default", None);
+    let (_, queue) = json_request(&server, "GET", "/api/v1/queues/default?closed_counts=true", None);
     assert_eq!(queue["served_here"], true, "{queue}");
     let hello_counts = queue["counts"].as_array().unwrap().iter().find(|c| c["activity_type"] == "hello").cloned();
     assert_eq!(hello_counts.unwrap()["status"], "ACTIVITY_STATUS_COMPLETED");

@@ -19,7 +19,7 @@ pub struct QueueArgs {
 pub async fn queue(a: QueueArgs) -> anyhow::Result<Exit> {
     let mut c = OperatorServiceClient::new(a.conn.channel().await?);
     let r = c
-        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: a.task_queue.clone() })
+        .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: a.task_queue.clone(), closed_counts: true })
         .await
         .map_err(rpc_error)?
         .into_inner();

@@ -495,14 +495,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn queue_stats(&self, queue: &str) -> Result<QueueStats, StoreError> {
+    async fn queue_stats(&self, queue: &str, closed: bool) -> Result<QueueStats, StoreError> {
         let queue = queue.to_string();
         self.writer
             .exec(move |conn| {
-                let mut stmt = conn.prepare_cached(
+                // Open executions are found by the status index: cheap
+                // enough to poll. Closed ones are every retained row.
+                let sql = if closed {
                     "SELECT activity_type, status, COUNT(*) FROM executions WHERE task_queue = ?1
-                     GROUP BY activity_type, status ORDER BY activity_type, status",
-                )?;
+                     GROUP BY activity_type, status ORDER BY activity_type, status"
+                } else {
+                    "SELECT activity_type, status, COUNT(*) FROM executions
+                     WHERE status IN ('scheduled', 'started') AND task_queue = ?1
+                     GROUP BY activity_type, status ORDER BY activity_type, status"
+                };
+                let mut stmt = conn.prepare_cached(sql)?;
                 let rows = stmt.query_map([&queue], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
                 })?;

@@ -254,14 +254,6 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
             Code::InvalidArgument,
             "one of schedule_to_close_timeout and start_to_close_timeout is required",
         ),
-        (
-            pb::StartActivityRequest {
-                id_reuse_policy: pb::IdReusePolicy::RejectDuplicate as i32,
-                ..start_req("hello", "h1", json!(null))
-            },
-            Code::AlreadyExists,
-            "activity h1 already ran (it is completed) and the reuse policy rejects duplicates",
-        ),
     ];
     for (req, code, message) in cases {
         match c.start_activity(req).await {
@@ -269,6 +261,17 @@ async fn malformed_and_oversized_requests_get_precise_statuses_and_change_nothin
             Err(e) => assert_eq!((e.code(), e.message()), (code, message)),
         }
     }
+    // Once h1's second run has completed, a start that rejects duplicates is refused.
+    result(&mut c, "h1", 30.0).await;
+    let reject = pb::StartActivityRequest {
+        id_reuse_policy: pb::IdReusePolicy::RejectDuplicate as i32,
+        ..start_req("hello", "h1", json!(null))
+    };
+    let err = c.start_activity(reject).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::AlreadyExists, "activity h1 already ran (it is completed) and the reuse policy rejects duplicates")
+    );
     // A request over the transport limit is refused before decoding.
     let huge = start_req("hello", "huge", json!("z".repeat(200_000)));
     let err = c.start_activity(huge).await.unwrap_err();

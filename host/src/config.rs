@@ -123,11 +123,27 @@ pub struct StoreConfig {
     /// long after they closed.
     #[serde(with = "duration")]
     pub retention: Duration,
+    /// A PostgreSQL store shared by several hosts (`postgres://…`) instead
+    /// of the SQLite file.
+    pub url: Option<String>,
+    /// Connections to PostgreSQL this host opens for reads and type
+    /// changes (writes share two more).
+    pub pool_size: u32,
+    /// How long a host's lease lasts unrenewed (it renews three times per
+    /// lease); once it ends, other hosts take over the host's attempts.
+    #[serde(with = "duration")]
+    pub host_lease: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("sluice.db"), retention: Duration::from_secs(7 * 24 * 3600) }
+        StoreConfig {
+            path: PathBuf::from("sluice.db"),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            url: None,
+            pool_size: 8,
+            host_lease: Duration::from_secs(10),
+        }
     }
 }
 
@@ -410,6 +426,24 @@ impl Config {
         }
         if self.store.retention < Duration::from_secs(1) {
             return Err("store.retention: must be at least 1s".into());
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&self.store.host_lease) {
+            return Err(format!(
+                "store.host_lease: must be 1s to 10m, got {}",
+                humantime::format_duration(self.store.host_lease)
+            ));
+        }
+        if !(1..=100).contains(&self.store.pool_size) {
+            return Err(format!("store.pool_size: must be 1 to 100, got {}", self.store.pool_size));
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "store.url: must be a PostgreSQL URL (postgres://user:password@host:port/database), got one \
+                 starting {:?}",
+                url.split("://").next().unwrap_or_default()
+            ));
         }
         for (name, queue) in &self.queues {
             if let Some(rate) = queue.rate_limit

@@ -1,12 +1,20 @@
-//! The SQLite store on a real file: admission, versioned updates, claiming
-//! in priority order, timers, history, logs, pagination, durability.
+//! The stores, each test body run on both backends — SQLite on a real file
+//! and a real PostgreSQL server (a database per test) — so they cannot
+//! drift: admission, versioned updates, claiming in priority and fair
+//! order, timers, history, logs, pagination, leases, token buckets,
+//! durability. PostgreSQL alone: claims from several hosts at once, hints.
 
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::activity::{ConflictPolicy, Execution, NewExecution, RetryPolicy, ReusePolicy, Status, Timeouts};
 use sluice::activity::{HistoryEntry, HistoryKind};
 use sluice::payload::Payload;
-use sluice::store::{Described, ListFilter, LogEntry, LogPage, SqliteStore, StartOutcome, Store, StoreError};
+use sluice::store::{
+    Described, ListFilter, LogEntry, LogPage, PostgresStore, SqliteStore, StartOutcome, Store, StoreError,
+};
 
 fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
     Execution::new(
@@ -23,6 +31,7 @@ fn exec(id: &str, run: &str, queue: &str, priority: u8, now: u64) -> Execution {
             cancel_grace: Duration::from_secs(1),
             pinned_version: None,
             trace: None,
+            fairness: None,
         },
         now,
     )
@@ -33,14 +42,11 @@ fn h(kind: HistoryKind) -> HistoryEntry {
     HistoryEntry { at: 0, attempt: 1, kind, detail: serde_json::json!({}) }
 }
 
-async fn start(store: &SqliteStore, e: Execution) -> StartOutcome {
+async fn start(store: &Arc<dyn Store>, e: Execution) -> StartOutcome {
     store.start(e, ConflictPolicy::Fail, ReusePolicy::AllowDuplicate).await.unwrap()
 }
 
-#[tokio::test]
-async fn start_admits_and_is_idempotent_per_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn start_admits_and_is_idempotent_per_request_id(store: Arc<dyn Store>) {
     assert!(matches!(start(&store, exec("a", "r1", "q", 3, 0)).await, StartOutcome::Created(_)));
     // Same request id: the existing run.
     let mut again = exec("a", "r2", "q", 3, 0);
@@ -54,10 +60,7 @@ async fn start_admits_and_is_idempotent_per_request_id() {
     assert_eq!((got.value.run_id.as_str(), got.version), ("r1", 1));
 }
 
-#[tokio::test]
-async fn updates_are_versioned() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn updates_are_versioned(store: Arc<dyn Store>) {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     let mut e = store.get("a", Some("r1")).await.unwrap().unwrap();
     e.value.request_cancel(5).unwrap();
@@ -76,10 +79,7 @@ async fn updates_are_versioned() {
     assert_eq!(store.get("a", None).await.unwrap().unwrap().value.status, Status::Cancelled);
 }
 
-#[tokio::test]
-async fn claims_follow_priority_then_age_and_respect_backoff_and_types() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn claims_follow_priority_then_age_and_respect_backoff_and_types(store: Arc<dyn Store>) {
     start(&store, exec("low", "r1", "q", 5, 0)).await;
     start(&store, exec("old", "r2", "q", 3, 0)).await;
     start(&store, exec("new", "r3", "q", 3, 1)).await;
@@ -104,10 +104,7 @@ async fn claims_follow_priority_then_age_and_respect_backoff_and_types() {
     assert_eq!(store.started_by("host/").await.unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn deadlines_are_indexed_for_the_timer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn deadlines_are_indexed_for_the_timer(store: Arc<dyn Store>) {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     assert_eq!(store.next_deadline().await.unwrap(), None, "a scheduled attempt without s2s/s2c has no deadline");
     store.claim("q", None, "w", Default::default(), 1, 100).await.unwrap();
@@ -116,10 +113,7 @@ async fn deadlines_are_indexed_for_the_timer() {
     assert_eq!(store.due(10_100, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn logs_history_and_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn logs_history_and_pages(store: Arc<dyn Store>) {
     for i in 0..5 {
         start(&store, exec(&format!("a{i}"), &format!("r{i}"), "q", 3, i)).await;
     }
@@ -199,7 +193,7 @@ async fn state_and_secret_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let secret = {
-        let store = SqliteStore::open(&path).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
         start(&store, exec("a", "r1", "q", 3, 0)).await;
         store.secret().await.unwrap()
     };
@@ -210,7 +204,66 @@ async fn state_and_secret_survive_a_reopen() {
 }
 
 /// The execution's history and a page of up to 10 log records, by id.
-async fn described(store: &SqliteStore, id: &str, token: Option<&str>) -> Result<Described, StoreError> {
+async fn fairness_keys_share_a_queue_by_weight(store: Arc<dyn Store>) {
+    use sluice::activity::Fairness;
+    // A burst of 60 from tenant a, then 20 from b with twice the weight.
+    for i in 0..60 {
+        let mut e = exec(&format!("a{i}"), &format!("ra{i}"), "q", 3, i);
+        e.fairness = Some(Fairness { key: "a".into(), weight: 1.0 });
+        start(&store, e).await;
+    }
+    for i in 0..20 {
+        let mut e = exec(&format!("b{i}"), &format!("rb{i}"), "q", 3, 100 + i);
+        e.fairness = Some(Fairness { key: "b".into(), weight: 2.0 });
+        start(&store, e).await;
+    }
+    // Claimed one at a time, as a queue with one free slot does.
+    let mut order = String::new();
+    for _ in 0..15 {
+        let c = store.claim("q", None, "w", Default::default(), 1, 1_000).await.unwrap();
+        order.push_str(&c[0].value.activity_id[..1]);
+    }
+    assert_eq!(order.matches('b').count(), 10, "b is served twice as often as a despite a's burst: {order}");
+    // Priority still comes first, whatever the keys.
+    let mut urgent = exec("u", "ru", "q", 1, 2_000);
+    urgent.fairness = Some(Fairness { key: "a".into(), weight: 1.0 });
+    start(&store, urgent).await;
+    let c = store.claim("q", None, "w", Default::default(), 1, 3_000).await.unwrap();
+    assert_eq!(c[0].value.activity_id, "u");
+    // A batch claim interleaves too; the default key is a key like any other.
+    start(&store, exec("plain", "rp", "q", 3, 3_000)).await;
+    let c = store.claim("q", None, "w", Default::default(), 6, 4_000).await.unwrap();
+    let ids: Vec<&str> = c.iter().map(|c| c.value.activity_id.as_str()).collect();
+    assert!(ids.contains(&"plain") && ids.iter().any(|i| i.starts_with('a')), "{ids:?}");
+}
+
+async fn leases_expire_and_are_forgotten(store: Arc<dyn Store>) {
+    store.renew_lease("h1", 10_000).await.unwrap();
+    store.renew_lease("h2", 5_000).await.unwrap();
+    assert!(store.expired_hosts(5_000).await.unwrap().is_empty());
+    assert_eq!(store.expired_hosts(5_001).await.unwrap(), ["h2"]);
+    // Renewed meanwhile: a survivor does not forget it.
+    store.renew_lease("h2", 20_000).await.unwrap();
+    store.forget_host("h2", Some(5_001)).await.unwrap();
+    assert_eq!(store.expired_hosts(15_000).await.unwrap(), ["h1"]);
+    store.forget_host("h1", Some(15_000)).await.unwrap();
+    store.forget_host("h2", None).await.unwrap();
+    assert!(store.expired_hosts(u64::MAX / 2).await.unwrap().is_empty());
+}
+
+async fn a_token_bucket_is_shared_by_every_draw(store: Arc<dyn Store>) {
+    use sluice::store::Bucket;
+    let bucket = Bucket::for_rate(100.0); // holds 5
+    let first = store.take_tokens("q", bucket, 10, 1_000).await.unwrap();
+    assert_eq!(first.granted, 1, "a new bucket holds one");
+    let none = store.take_tokens("q", bucket, 10, 1_000).await.unwrap();
+    assert_eq!((none.granted, none.next_at), (0, Some(1_010)));
+    let refilled = store.take_tokens("q", bucket, 10, 2_000).await.unwrap();
+    assert_eq!(refilled.granted, 5, "at most the burst after a second");
+    assert_eq!(store.take_tokens("other", bucket, 10, 2_000).await.unwrap().granted, 1, "one bucket per queue");
+}
+
+async fn described(store: &Arc<dyn Store>, id: &str, token: Option<&str>) -> Result<Described, StoreError> {
     let page = LogPage { token: token.map(str::to_string), size: 10 };
     Ok(store.describe(id, None, page).await?.expect("the execution exists"))
 }
@@ -228,7 +281,7 @@ fn reopen_after(sql: &str) -> String {
 async fn a_newer_schema_is_refused() {
     let err = reopen_after("PRAGMA user_version = 99");
     assert!(
-        err.ends_with("the store has schema version 99, newer than this sluice understands (3); upgrade sluice"),
+        err.ends_with("the store has schema version 99, newer than this sluice understands (4); upgrade sluice"),
         "{err}"
     );
 }
@@ -240,18 +293,15 @@ async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
     assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
     assert!(
         err.ends_with(
-            "state, history, options, input_encoding, input, closed_at]; the store was written by an incompatible build of \
-             sluice: move it aside"
+            "state, history, options, input_encoding, input, closed_at, fairness_key]; the store was written by an \
+             incompatible build of sluice: move it aside"
         ),
         "{err}"
     );
 }
 
-#[tokio::test]
-async fn a_batch_of_starts_is_admitted_in_order() {
+async fn a_batch_of_starts_is_admitted_in_order(store: Arc<dyn Store>) {
     use sluice::store::NewStart;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
     let new = |run: &str| NewStart {
         exec: exec("same", run, "q", 3, 0),
         conflict: ConflictPolicy::Fail,
@@ -269,10 +319,7 @@ async fn a_batch_of_starts_is_admitted_in_order() {
     assert!(matches!(&outcomes[2], StartOutcome::Created(v) if v.value.activity_id == "other"));
 }
 
-#[tokio::test]
-async fn history_keeps_its_first_entry_and_the_latest_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+async fn history_keeps_its_first_entry_and_the_latest_ones(store: Arc<dyn Store>) {
     start(&store, exec("a", "r1", "q", 3, 0)).await;
     let mut v = store.get("a", None).await.unwrap().unwrap();
     for i in 0..250u32 {
@@ -285,4 +332,97 @@ async fn history_keeps_its_first_entry_and_the_latest_ones() {
     assert_eq!(history[0].kind, HistoryKind::Scheduled);
     assert_eq!(history[1].attempt, 51);
     assert_eq!(history.last().unwrap().attempt, 249);
+}
+
+fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap())
+}
+
+async fn postgres() -> Arc<dyn Store> {
+    let url = common::postgres::fresh_database();
+    Arc::new(PostgresStore::open(&url, 4, "test-host").await.unwrap())
+}
+
+/// Runs each named test body on both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$name(super::sqlite(&dir)).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::postgres().await).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    fairness_keys_share_a_queue_by_weight,
+    leases_expire_and_are_forgotten,
+    a_token_bucket_is_shared_by_every_draw,
+    start_admits_and_is_idempotent_per_request_id,
+    updates_are_versioned,
+    claims_follow_priority_then_age_and_respect_backoff_and_types,
+    deadlines_are_indexed_for_the_timer,
+    logs_history_and_pages,
+    history_keeps_its_first_entry_and_the_latest_ones,
+    a_batch_of_starts_is_admitted_in_order
+);
+
+/// Hosts of one PostgreSQL database: each claims what no other holds, sees
+/// the others' commits, shares the token secret, and is told what they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hosts_claim_apart_and_see_each_other() {
+    let url = common::postgres::fresh_database();
+    let a: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, 4, "host-a").await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, 4, "host-b").await.unwrap());
+    assert_eq!(a.secret().await.unwrap(), b.secret().await.unwrap(), "tokens signed on one host check on the other");
+    let mut hints = b.hints().expect("a shared store gives hints");
+    for i in 0..200 {
+        start(&a, exec(&format!("x{i}"), &format!("r{i}"), "q", 3, i)).await;
+    }
+    let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await.unwrap().unwrap();
+    assert_eq!((hint.task_queue.as_str(), hint.kind, hint.dispatchable), ("q", HistoryKind::Scheduled, true));
+    // Both claim at once, many times: every execution is claimed once.
+    let claims = (0..40).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(
+            async move { store.claim("q", None, &format!("h{}/w", i % 2), Default::default(), 7, 1_000).await },
+        )
+    });
+    let mut seen = std::collections::HashSet::new();
+    for c in claims {
+        for claimed in c.await.unwrap().unwrap() {
+            assert!(seen.insert(claimed.value.run_id), "claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    assert_eq!(b.get("x7", None).await.unwrap().unwrap().value.status, Status::Started);
+    // A host's stale update of another's claim conflicts.
+    let v = a.get("x7", None).await.unwrap().unwrap();
+    let mut done = v.value.clone();
+    done.complete(1, Payload::json(&1), 2_000).unwrap();
+    b.update(&done, v.version, Some(&h(HistoryKind::Closed(Status::Completed))), &[]).await.unwrap();
+    assert!(matches!(a.update(&done, v.version, None, &[]).await, Err(StoreError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn a_newer_postgres_schema_is_refused() {
+    let url = common::postgres::fresh_database();
+    drop(PostgresStore::open(&url, 1, "h").await.unwrap());
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.execute("UPDATE sluice_schema SET version = 99", &[]).await.unwrap();
+    let err = PostgresStore::open(&url, 1, "h").await.err().expect("refused").to_string();
+    assert!(
+        err.ends_with("the store has schema version 99, newer than this sluice understands (1); upgrade sluice"),
+        "{err}"
+    );
+    let bad = PostgresStore::open("postgres://nobody@127.0.0.1:1/none", 1, "h").await.err().expect("refused");
+    assert!(bad.to_string().starts_with("store: cannot connect to PostgreSQL"), "{bad}");
 }

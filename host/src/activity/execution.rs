@@ -88,6 +88,23 @@ pub struct NewExecution {
     pub pinned_version: Option<String>,
     /// The trace it belongs to, if traced.
     pub trace: Option<TraceContext>,
+    /// Its fairness key and weight (`None`: the queue's default key).
+    pub fairness: Option<Fairness>,
+}
+
+/// Within one priority, a queue shares its dispatches among the fairness
+/// keys with waiting attempts in proportion to their weights, so one key's
+/// burst cannot starve the others (each key is served in its own order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    pub key: String,
+    /// `MIN_WEIGHT..=MAX_WEIGHT`; default 1.
+    pub weight: f64,
+}
+
+impl Fairness {
+    pub const MIN_WEIGHT: f64 = 0.001;
+    pub const MAX_WEIGHT: f64 = 1000.0;
 }
 
 /// Latest human-facing progress.
@@ -116,6 +133,8 @@ pub struct Execution {
     pub pinned_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<Fairness>,
 
     pub status: Status,
     /// The current (or last) attempt, from 1.
@@ -260,6 +279,7 @@ impl Execution {
             cancel_grace: req.cancel_grace,
             pinned_version: req.pinned_version,
             trace: req.trace,
+            fairness: req.fairness,
             status: Status::Scheduled,
             attempt: 1,
             scheduled_at: now,

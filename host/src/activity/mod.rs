@@ -20,7 +20,7 @@ mod time;
 mod trace;
 
 pub use admission::{Admission, ConflictPolicy, ReusePolicy, admit};
-pub use execution::{Change, Execution, Millis, NewExecution, Progress, Reject, ResetRequest, Status};
+pub use execution::{Change, Execution, Fairness, Millis, NewExecution, Progress, Reject, ResetRequest, Status};
 pub use failure::{Failure, FailureSource, PAUSED_ERROR, TimeoutType};
 pub use history::{HistoryEntry, HistoryKind, Transition, record};
 pub use operate::OptionsUpdate;

@@ -186,6 +186,7 @@ proptest! {
             cancel_grace: Duration::from_secs(5),
             pinned_version: None,
             trace: None,
+            fairness: None,
         };
         // Options out of range are refused, with a reason, and that is all.
         let Ok(mut e) = Execution::new(new, start) else { return Ok(()) };

@@ -26,6 +26,7 @@ pub(super) fn new_exec(timeouts: Timeouts, retry: RetryPolicy, now: Millis) -> E
             cancel_grace: Duration::from_secs(5),
             pinned_version: None,
             trace: None,
+            fairness: None,
         },
         now,
     )

@@ -191,6 +191,8 @@ pub fn execution(e: &Execution) -> pb::ActivityExecution {
         pinned_version: e.pinned_version.clone().unwrap_or_default(),
         reset_pending: e.reset_pending.is_some(),
         input: None,
+        fairness_key: e.fairness.as_ref().map(|f| f.key.clone()).unwrap_or_default(),
+        fairness_weight: e.fairness.as_ref().map_or(1.0, |f| f.weight),
     }
 }
 

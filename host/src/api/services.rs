@@ -82,6 +82,8 @@ impl Api {
             cancel_grace: None,
             version: opt(r.version),
             traceparent: None,
+            fairness_key: opt(r.fairness_key),
+            fairness_weight: (r.fairness_weight != 0.0).then_some(r.fairness_weight),
         })
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::Exit;
 use crate::config::Config;
 use crate::engine::{Engine, SystemClock};
-use crate::store::SqliteStore;
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -41,8 +41,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     if let Some(listen) = args.http_listen {
         config.server.http.listen = listen;
     }
-    let store = SqliteStore::open(&config.store.path)?;
-    let engine = Engine::start(&config, Arc::new(store), Arc::new(SystemClock)).await?;
+    let (store, store_name): (Arc<dyn Store>, String) = match &config.store.url {
+        Some(url) => (
+            Arc::new(PostgresStore::open(url, config.store.pool_size as usize, &config.host_id()).await?),
+            format!("PostgreSQL {}", crate::store::redacted(url)),
+        ),
+        None => (Arc::new(SqliteStore::open(&config.store.path)?), config.store.path.display().to_string()),
+    };
+    let engine = Engine::start(&config, store, Arc::new(SystemClock)).await?;
     let listener = crate::api::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
     let http = match config.server.http.enabled {
@@ -52,7 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     say!(
         "sluice serving on {addr} (host {}, store {}, {} activity types)",
         engine.host_id(),
-        config.store.path.display(),
+        store_name,
         engine.activity_types().len()
     );
     let (stopped, _) = tokio::sync::watch::channel(false);

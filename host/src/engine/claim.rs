@@ -53,7 +53,8 @@ impl Engine {
         drop(guard);
         let next =
             if nothing_eligible { None } else { self.store.next_dispatch(want.queue, want.types.clone()).await? };
-        let idle_until = self.clock.now().saturating_add(MAX_IDLE.as_millis() as u64);
+        let idle = MAX_IDLE.min(self.store.poll_interval());
+        let idle_until = self.clock.now().saturating_add(idle.as_millis() as u64);
         let until = next.map_or(idle_until, |t| t.min(idle_until));
         tokio::select! {
             () = self.clock.sleep_until(until) => {}

@@ -124,6 +124,12 @@ impl Closes {
         (sub, Waiter { id, tx, queued })
     }
 
+    /// Whether anyone may wait for a close of `activity_id`.
+    pub fn waited_for(&self, activity_id: &str) -> bool {
+        let inner = self.inner.lock().unwrap();
+        inner.by_activity.contains_key(activity_id) || !inner.by_filter.is_empty()
+    }
+
     /// Delivers a committed close to its waiters. Never blocks: a filter
     /// waiter `MAX_LAG` closes behind is dropped (its stream then ends).
     pub fn closed(&self, e: &Execution) {
@@ -283,6 +289,7 @@ mod tests {
             cancel_grace: std::time::Duration::from_secs(1),
             pinned_version: None,
             trace: None,
+            fairness: None,
         };
         Execution::new(new, 0).unwrap()
     }

@@ -2,11 +2,8 @@
 //! attempts from the store only when worker slots are free (the rest wait
 //! in the persistent backlog) and hands each to the attempt runner.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-
-use governor::{Quota, RateLimiter};
 
 use super::claim::Want;
 use super::{Engine, Queue, attempt};
@@ -19,9 +16,8 @@ const MIN_BATCH: usize = 16;
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
-    let limiter = queue.rate_limit.filter(|r| *r > 0.0).map(|r| {
-        RateLimiter::direct(Quota::with_period(Duration::from_secs_f64(1.0 / r)).unwrap().allow_burst(NonZeroU32::MIN))
-    });
+    // The queue's rate is global: every host draws from its bucket in the store.
+    let bucket = queue.rate_limit.filter(|r| *r > 0.0).map(crate::store::Bucket::for_rate);
     let paused = queue.rate_limit == Some(0.0);
     let mut shutdown = engine.shutdown.subscribe();
     // True while the backlog is deeper than the free slots.
@@ -46,9 +42,23 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
         }
         let mut limit = (1 + queue.slots.available_permits()).min(BATCH);
         let types = eligible_types(&engine, &queue, &mut limit);
-        if let Some(l) = &limiter {
-            l.until_ready().await;
-            limit = 1;
+        if let Some(bucket) = bucket {
+            match engine.store.take_tokens(&queue.name, bucket, limit as u32, engine.clock.now()).await {
+                Ok(t) if t.granted > 0 => limit = t.granted as usize,
+                Ok(t) => {
+                    let until = t.next_at.unwrap_or_else(|| engine.clock.now() + 1);
+                    tokio::select! {
+                        () = engine.clock.sleep_until(until) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(queue = %queue.name, "rate limit: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
         }
         let want = Want { queue: &queue.name, types: Some(types), worker: &engine.worker_id, limit };
         let stop = async {

@@ -11,6 +11,8 @@ mod closes;
 mod dispatch;
 mod error;
 mod events;
+mod hints;
+mod hosts;
 mod logbook;
 mod mutate;
 mod operate;
@@ -72,6 +74,8 @@ pub struct Engine {
     host_id: String,
     /// Worker id of this host's own workers; recovery looks for it.
     worker_id: String,
+    /// How long this host's lease in the store lasts unrenewed.
+    lease: Duration,
     max_payload: usize,
     registry: types::Registry,
     /// Where deployed components are kept, named by their hash.
@@ -130,7 +134,8 @@ impl Engine {
             store,
             runner,
             clock,
-            worker_id: format!("{host_id}/wasm"),
+            worker_id: recovery::worker_of(&host_id),
+            lease: config.store.host_lease,
             host_id,
             max_payload: config.server.max_payload.as_u64() as usize,
             registry: types::Registry::new(config),
@@ -152,8 +157,13 @@ impl Engine {
                 None => None,
             },
         });
+        engine.register().await?;
         engine.load_types(config).await?;
         engine.recover().await?;
+        tokio::spawn(hosts::run(engine.clone()));
+        if let Some(hints) = engine.store.hints() {
+            tokio::spawn(hints::run(engine.clone(), hints));
+        }
         tokio::spawn(timer::run(engine.clone()));
         tokio::spawn(retention::run(engine.clone(), config.store.retention));
         Ok(engine)

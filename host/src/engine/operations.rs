@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::mutate::Mutated;
 use super::{Engine, EngineError, EventKind, HeartbeatAnswer, StartRequest, StartResponse, Target};
-use crate::activity::{Change, Execution, Failure, Millis, NewExecution, Reject, Status};
+use crate::activity::{Change, Execution, Failure, Fairness, Millis, NewExecution, Reject, Status};
 use crate::payload::Payload;
 use crate::store::{NewStart, StartOutcome};
 use crate::token::TaskToken;
@@ -95,6 +95,8 @@ impl Engine {
             cancel_grace,
             version,
             traceparent,
+            fairness_key,
+            fairness_weight,
         } = req;
         check_name("activity_type", &activity_type)?;
         if let Some(r) = &request_id {
@@ -126,6 +128,7 @@ impl Engine {
             Some(d) => timeouts.or(&d.timeouts()),
             None => timeouts,
         };
+        let fairness = fairness(fairness_key, fairness_weight)?;
         let retry = retry.unwrap_or_else(|| defaults.as_ref().map(|d| d.retry.policy()).unwrap_or_default());
         let cancel_grace = cancel_grace.or(defaults.as_ref().map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
         let exec = Execution::new(
@@ -142,6 +145,7 @@ impl Engine {
                 cancel_grace,
                 pinned_version: version,
                 trace: crate::traces::context(traceparent.as_deref(), self.tracer.is_some()),
+                fairness,
             },
             now,
         )?;
@@ -243,5 +247,28 @@ impl Engine {
         check_ids(activity_id, run_id)?;
         let reason = if reason.is_empty() { "terminated" } else { reason };
         self.mutate(activity_id, run_id, None, |e, now| e.terminate(reason, now).map(Some)).await.map(|_| ())
+    }
+}
+
+/// A start's fairness key and weight, checked (a weight needs a key).
+fn fairness(key: Option<String>, weight: Option<f64>) -> Result<Option<Fairness>, EngineError> {
+    let weight = match weight {
+        None => 1.0,
+        Some(w) if (Fairness::MIN_WEIGHT..=Fairness::MAX_WEIGHT).contains(&w) => w,
+        Some(w) => {
+            return Err(EngineError::Invalid(format!(
+                "fairness_weight must be {} to {}, got {w}",
+                Fairness::MIN_WEIGHT,
+                Fairness::MAX_WEIGHT
+            )));
+        }
+    };
+    match key {
+        Some(key) => {
+            check_name("fairness_key", &key)?;
+            Ok(Some(Fairness { key, weight }))
+        }
+        None if weight != 1.0 => Err(EngineError::Invalid("fairness_weight needs a fairness_key".into())),
+        None => Ok(None),
     }
 }

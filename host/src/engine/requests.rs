@@ -30,6 +30,10 @@ pub struct StartRequest {
     pub version: Option<String>,
     /// The caller's W3C `traceparent`, continued by the execution's span.
     pub traceparent: Option<String>,
+    /// Share the queue fairly with other keys (`None`: the default key).
+    pub fairness_key: Option<String>,
+    /// The key's weight, `Fairness::MIN_WEIGHT..=MAX_WEIGHT`; default 1.
+    pub fairness_weight: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,11 @@ impl RunningAttempts {
         self.by_run.lock().unwrap().remove(run_id);
     }
 
+    /// The attempt of `run_id` running here, if any.
+    pub fn attempt(&self, run_id: &str) -> Option<u32> {
+        self.by_run.lock().unwrap().get(run_id).map(|(a, _)| *a)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_run.lock().unwrap().is_empty()
     }

@@ -31,7 +31,9 @@ pub(super) async fn run(engine: Arc<Engine>) {
         }
         let next = engine.store.next_deadline().await.ok().flatten();
         engine.wake.timer_sleeps_until(next);
-        let latest = engine.clock.now().saturating_add(MAX_SLEEP.as_millis() as u64);
+        // Other hosts of a shared store set deadlines without waking this one.
+        let poll = MAX_SLEEP.min(engine.store.poll_interval());
+        let latest = engine.clock.now().saturating_add(poll.as_millis() as u64);
         tokio::select! {
             () = engine.clock.sleep_until(next.map_or(latest, |t| t.min(latest))) => {}
             () = engine.wake.timer_woken() => {}

@@ -179,6 +179,7 @@ impl Engine {
             std::fs::rename(&d.file, &target)
                 .map_err(|e| EngineError::Internal(format!("cannot store the component: {e}")))?;
         }
+        self.share_component(&hash).await?;
         let version = VersionRecord {
             label: label.clone(),
             hash,
@@ -244,10 +245,56 @@ impl Engine {
         self.change_type(change).await
     }
 
+    /// Puts a component stored here where the other hosts of a shared store
+    /// can fetch it, before any type names it.
+    async fn share_component(&self, hash: &str) -> Result<(), crate::store::StoreError> {
+        if self.store.hints().is_none() {
+            return Ok(());
+        }
+        let path = component_path(&self.components, hash);
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?
+            .map_err(|e| crate::store::StoreError::Backend(format!("cannot read the component {hash}: {e}")))?;
+        self.store.put_component(hash, bytes).await
+    }
+
+    /// Fetches the components of `record` this host does not have yet from
+    /// the store (deployed on another host).
+    pub(super) async fn fetch_components(&self, record: &TypeRecord) -> Result<(), String> {
+        for v in &record.versions {
+            let target = component_path(&self.components, &v.hash);
+            if target.exists() {
+                continue;
+            }
+            let bytes = self.store.component(&v.hash).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+                format!(
+                    "version {} (blake3 {}) is in neither {} nor the store",
+                    v.label,
+                    v.hash,
+                    self.components.display()
+                )
+            })?;
+            let tmp = self.components.join(format!(".fetch-{}", uuid::Uuid::now_v7()));
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write as _;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &target)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot store version {} here: {e}", v.label))?;
+        }
+        Ok(())
+    }
+
     /// Commits a type change, then installs the type as it now is.
     async fn change_type(self: &Arc<Self>, change: TypeChange) -> Result<TypeRecord, EngineError> {
         let _serial = self.type_changes.lock().await;
         let record = self.store.change_type(change).await?;
+        self.fetch_components(&record).await.map_err(EngineError::Internal)?;
         self.install(record.clone()).map_err(EngineError::Internal)?;
         Ok(record)
     }
@@ -344,6 +391,7 @@ impl Engine {
                     anyhow::anyhow!("activity type {name}: cannot copy {} into the store: {e}", a.component.display())
                 })?;
             }
+            self.share_component(&hash).await?;
             let old = stored.get(name);
             let current_hash = old.and_then(|t| {
                 t.versions.iter().find(|v| Some(&v.label) == t.current_version.as_ref()).map(|v| v.hash.clone())
@@ -371,7 +419,7 @@ impl Engine {
         }
         for record in self.store.types().await? {
             let name = record.name.clone();
-            if let Err(e) = self.install(record) {
+            if let Err(e) = self.fetch_components(&record).await.and_then(|()| self.install(record)) {
                 if config.activities.contains_key(&name) {
                     anyhow::bail!(e);
                 }

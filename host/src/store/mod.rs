@@ -3,15 +3,33 @@
 //! trait is shaped so a shared PostgreSQL backend can be added beside it
 //! (admission, claiming and versioned updates are single store operations).
 
+pub mod fair;
+pub mod flow;
+mod postgres;
 mod record;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{ConflictPolicy, Execution, HistoryEntry, Millis, ReusePolicy, Status, Transition};
+use crate::activity::{ConflictPolicy, Execution, HistoryEntry, HistoryKind, Millis, ReusePolicy, Status, Transition};
 
+pub use flow::{Bucket, Tokens};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// A store URL without its password, to show.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// The current component version (label) of each deployed type.
 pub type CurrentVersions = std::sync::Arc<std::collections::HashMap<String, String>>;
@@ -329,6 +347,63 @@ pub trait Store: Send + Sync + 'static {
     /// returns the type as it left it.
     async fn change_type(&self, change: TypeChange) -> Result<TypeRecord, StoreError>;
 
-    /// The host secret that signs task tokens, created on first use.
+    /// The host secret that signs task tokens, created on first use
+    /// (shared by every host of the store).
     async fn secret(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// Registers `host`, or renews its lease, until `until`.
+    async fn renew_lease(&self, host: &str, until: Millis) -> Result<(), StoreError>;
+
+    /// Hosts whose lease ended before `now`: they are gone, and the
+    /// attempts their workers started are lost.
+    async fn expired_hosts(&self, now: Millis) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets a host: every host when its lease ended before
+    /// `expired_before` (its attempts were taken over), or unconditionally
+    /// (`None`: a host leaving cleanly).
+    async fn forget_host(&self, host: &str, expired_before: Option<Millis>) -> Result<(), StoreError>;
+
+    /// Draws up to `want` dispatches from `queue`'s global token bucket.
+    async fn take_tokens(&self, queue: &str, bucket: Bucket, want: u32, now: Millis) -> Result<Tokens, StoreError>;
+
+    /// Keeps a deployed component's bytes where every host can fetch them
+    /// (`components/<hash>.wasm` beside a store only this host uses needs
+    /// nothing more).
+    async fn put_component(&self, _hash: &str, _bytes: Vec<u8>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A component's bytes, if the store keeps them.
+    async fn component(&self, _hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// What other hosts commit, as hints to act sooner (`None`: only this
+    /// host uses the store). Every loop polls as well: a lost hint delays
+    /// work, never loses it.
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<Hint>> {
+        None
+    }
+
+    /// How often loops look at the store whatever the hints say: other
+    /// hosts change a shared store without waking this one.
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+}
+
+/// A transition another host committed.
+#[derive(Debug, Clone)]
+pub struct Hint {
+    pub activity_id: String,
+    pub run_id: String,
+    pub task_queue: String,
+    pub attempt: u32,
+    pub at: Millis,
+    pub kind: HistoryKind,
+    pub status: Status,
+    /// The execution's next deadline after it.
+    pub deadline: Option<Millis>,
+    /// Whether it made an attempt dispatchable (a start, a retry, ...).
+    pub dispatchable: bool,
 }

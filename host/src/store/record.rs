@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::activity::{
-    Execution, Failure, Millis, Progress, ResetRequest, RetryPolicy, Status, TimeoutType, Timeouts, TraceContext,
+    Execution, Failure, Fairness, Millis, Progress, ResetRequest, RetryPolicy, Status, TimeoutType, Timeouts,
+    TraceContext,
 };
 use crate::payload::Payload;
 
@@ -25,6 +26,8 @@ pub struct Options {
     pub pinned_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<Fairness>,
 }
 
 /// The columns written once, besides the options.
@@ -140,6 +143,7 @@ pub fn state_json(e: &Execution) -> Result<String, StoreError> {
         scheduled_at: _,
         pinned_version: _,
         trace: _,
+        fairness: _,
         status,
         attempt,
         attempt_scheduled_at,
@@ -192,12 +196,14 @@ pub fn options_json(e: &Execution) -> Result<String, StoreError> {
         scheduled_at: e.scheduled_at,
         pinned_version: e.pinned_version.clone(),
         trace: e.trace.clone(),
+        fairness: e.fairness.clone(),
     })?)
 }
 
 /// An execution from its fixed columns, options JSON and state JSON.
 pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, StoreError> {
-    let Options { timeouts, retry, cancel_grace, scheduled_at, pinned_version, trace } = serde_json::from_str(options)?;
+    let Options { timeouts, retry, cancel_grace, scheduled_at, pinned_version, trace, fairness } =
+        serde_json::from_str(options)?;
     let State {
         status,
         attempt,
@@ -234,6 +240,7 @@ pub fn assemble(fixed: Fixed, options: &str, state: &str) -> Result<Execution, S
         scheduled_at,
         pinned_version,
         trace,
+        fairness,
         status,
         attempt,
         attempt_scheduled_at,

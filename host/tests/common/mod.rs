@@ -1,6 +1,7 @@
 //! Helpers shared by the sandbox tests.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod server;
 
 use std::path::PathBuf;

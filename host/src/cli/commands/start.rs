@@ -66,6 +66,14 @@ pub struct StartArgs {
     /// type describe`) [default: the current version when each attempt starts].
     #[arg(long)]
     pub version: Option<String>,
+    /// Share the queue fairly with other keys (say a tenant id): within a
+    /// priority, keys with waiting attempts are served in proportion to
+    /// their weights.
+    #[arg(long)]
+    pub fairness_key: Option<String>,
+    /// The fairness key's weight, 0.001 to 1000 [default: 1].
+    #[arg(long, requires = "fairness_key")]
+    pub fairness_weight: Option<f64>,
     /// Start one execution per line of this file of JSON inputs (`-`:
     /// standard input), many per request; prints each generated id.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "id", "request_id"])]
@@ -129,5 +137,7 @@ pub(super) fn request(a: &StartArgs) -> anyhow::Result<pb::StartActivityRequest>
             IfClosed::Reject => pb::IdReusePolicy::RejectDuplicate,
         } as i32,
         version: a.version.clone().unwrap_or_default(),
+        fairness_key: a.fairness_key.clone().unwrap_or_default(),
+        fairness_weight: a.fairness_weight.unwrap_or(0.0),
     })
 }

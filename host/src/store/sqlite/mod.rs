@@ -11,10 +11,12 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::fair::{self, Lane};
 use super::record::{self, Fixed};
+use super::rows::{Encoded, MAX_HISTORY, Row, encoded_history, encoded_logs};
 use super::{
-    Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome, Store,
-    StoreError, TypeChange, TypeRecord, Versioned,
+    Bucket, Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome,
+    Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
 };
 use crate::activity::{Admission, Change, Execution, HistoryEntry, HistoryKind, Millis, Status, Transition, admit};
 use writer::Writer;
@@ -100,27 +102,13 @@ fn collect(rows: impl Iterator<Item = rusqlite::Result<Raw>>) -> Result<Vec<Vers
     rows.map(|r| decode(r?)).collect()
 }
 
-/// A new execution with its JSON already made, so the (single) writer
-/// thread does not spend its time encoding.
-struct Encoded {
-    exec: Execution,
-    options: String,
-    state: String,
-}
-
-impl Encoded {
-    fn new(exec: Execution) -> Result<Encoded, StoreError> {
-        Ok(Encoded { options: record::options_json(&exec)?, state: record::state_json(&exec)?, exec })
-    }
-}
-
 fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError> {
     let exec = &e.exec;
     conn.prepare_cached(
         "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority,
             request_id, dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input,
-            closed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)), ?13, ?14, ?15, ?16)",
+            closed_at, fairness_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, json_array(json(?12)), ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         exec.run_id,
@@ -139,44 +127,9 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
         exec.input.encoding,
         exec.input.data,
         exec.closed_at.map(|t| t as i64),
+        exec.fairness.as_ref().map_or("", |f| f.key.as_str()),
     ])?;
     Ok(())
-}
-
-/// Longest history kept per execution; past it the oldest entries after the
-/// first ("scheduled") are dropped.
-const MAX_HISTORY: i64 = 200;
-
-/// The columns a transition rewrites, encoded off the writer thread.
-struct Row {
-    run_id: String,
-    task_queue: String,
-    priority: u8,
-    /// Only when the transition changed them.
-    options: Option<String>,
-    status: &'static str,
-    dispatch_at: Option<i64>,
-    deadline_at: Option<i64>,
-    worker: Option<String>,
-    closed_at: Option<i64>,
-    state: String,
-}
-
-impl Row {
-    fn new(exec: &Execution, options_changed: bool) -> Result<Row, StoreError> {
-        Ok(Row {
-            run_id: exec.run_id.clone(),
-            task_queue: exec.task_queue.clone(),
-            priority: exec.priority,
-            options: options_changed.then(|| record::options_json(exec)).transpose()?,
-            status: exec.status.as_str(),
-            dispatch_at: exec.dispatchable_at().map(|t| t as i64),
-            deadline_at: exec.next_deadline().map(|t| t as i64),
-            worker: exec.worker.clone(),
-            closed_at: exec.closed_at.map(|t| t as i64),
-            state: record::state_json(exec)?,
-        })
-    }
 }
 
 fn write(conn: &Connection, row: &Row, version: u64, entry: Option<&str>) -> Result<u64, StoreError> {
@@ -211,15 +164,6 @@ fn write(conn: &Connection, row: &Row, version: u64, entry: Option<&str>) -> Res
     Ok(version + 1)
 }
 
-fn encoded_history(h: Option<&HistoryEntry>) -> Result<Option<String>, StoreError> {
-    Ok(h.map(serde_json::to_string).transpose()?)
-}
-
-/// Log records with their fields encoded, off the writer thread.
-fn encoded_logs(logs: &[LogEntry]) -> Result<Vec<(LogEntry, String)>, StoreError> {
-    logs.iter().map(|l| Ok((l.clone(), serde_json::to_string(&l.fields)?))).collect()
-}
-
 fn insert_logs(conn: &Connection, run_id: &str, logs: &[(LogEntry, String)]) -> Result<(), StoreError> {
     if logs.is_empty() {
         return Ok(());
@@ -243,6 +187,58 @@ fn delete_seqs(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
         runs.execute([seq])?;
     }
     Ok(())
+}
+
+/// The fairness keys of a queue with waiting attempts: a skip scan of the
+/// dispatch index, one seek per key.
+const QUEUE_KEYS: &str = "WITH RECURSIVE k(key) AS (
+        SELECT MIN(fairness_key) FROM executions WHERE task_queue = ?1 AND dispatch_at IS NOT NULL
+        UNION ALL
+        SELECT (SELECT MIN(fairness_key) FROM executions
+                WHERE task_queue = ?1 AND dispatch_at IS NOT NULL AND fairness_key > k.key)
+        FROM k WHERE k.key IS NOT NULL LIMIT 1000
+    ) SELECT key FROM k WHERE key IS NOT NULL";
+
+/// Up to `limit` dispatchable attempts of `queue`, in fair order (see
+/// `store::fair`), with each key's standing updated.
+fn fair_heads(
+    conn: &Connection,
+    queue: &str,
+    types: &Option<Vec<String>>,
+    limit: usize,
+    now: Millis,
+) -> Result<Vec<Versioned<Execution>>, StoreError> {
+    let keys: Vec<String> =
+        conn.prepare_cached(QUEUE_KEYS)?.query_map([queue], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let sql = format!(
+        "{SELECT} WHERE task_queue = ?1 AND fairness_key = ?2 AND dispatch_at IS NOT NULL AND dispatch_at <= ?3{}
+         ORDER BY priority, dispatch_at, seq LIMIT ?4",
+        types_clause(types, 5)
+    );
+    let mut lanes = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![queue.to_string().into(), key.clone().into(), (now as i64).into(), (limit as i64).into()];
+        values.extend(types.iter().flatten().map(|t| t.clone().into()));
+        let rows = collect(conn.prepare_cached(&sql)?.query_map(rusqlite::params_from_iter(values), row_exec)?)?;
+        let Some(head) = rows.first() else { continue };
+        let weight = head.value.fairness.as_ref().map_or(1.0, |f| f.weight);
+        let served = conn
+            .prepare_cached("SELECT served FROM fairness WHERE task_queue = ?1 AND fairness_key = ?2")?
+            .query_row([queue, &key], |r| r.get(0))
+            .optional()?;
+        let rows = rows.into_iter().map(|v| (v.value.priority, v)).collect();
+        lanes.push(Lane { key, weight, served, rows });
+    }
+    let (picked, standing) = fair::interleave(lanes, limit);
+    let mut keep = conn.prepare_cached(
+        "INSERT INTO fairness (task_queue, fairness_key, served) VALUES (?1, ?2, ?3)
+         ON CONFLICT (task_queue, fairness_key) DO UPDATE SET served = excluded.served",
+    )?;
+    for (key, served) in standing {
+        keep.execute(params![queue, key, served])?;
+    }
+    Ok(picked)
 }
 
 /// `AND activity_type IN (...)` for an optional type filter, with its params
@@ -333,16 +329,7 @@ impl Store for SqliteStore {
         // outcome, fsynced, makes the claim before it durable too.
         self.writer
             .exec_committed(move |conn| {
-                let sql = format!(
-                    "{SELECT} WHERE task_queue = ?1 AND dispatch_at IS NOT NULL AND dispatch_at <= ?2{}
-                     ORDER BY priority, dispatch_at, seq LIMIT ?3",
-                    types_clause(&types, 4)
-                );
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let mut values: Vec<rusqlite::types::Value> =
-                    vec![queue.clone().into(), (now as i64).into(), (limit as i64).into()];
-                values.extend(types.iter().flatten().map(|t| t.clone().into()));
-                let found = collect(stmt.query_map(rusqlite::params_from_iter(values), row_exec)?)?;
+                let found = fair_heads(conn, &queue, &types, limit, now)?;
                 let mut claimed = Vec::with_capacity(found.len());
                 for Versioned { mut value, version } in found {
                     // Selected rows are dispatchable: `start` refuses nothing here.
@@ -354,6 +341,61 @@ impl Store for SqliteStore {
                     claimed.push(Committed { value, version, transition });
                 }
                 Ok(claimed)
+            })
+            .await
+    }
+
+    async fn renew_lease(&self, host: &str, until: Millis) -> Result<(), StoreError> {
+        let host = host.to_string();
+        self.writer
+            .exec(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO hosts (host_id, lease_until) VALUES (?1, ?2)
+                     ON CONFLICT (host_id) DO UPDATE SET lease_until = excluded.lease_until",
+                )?
+                .execute(params![host, until as i64])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn expired_hosts(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        self.writer
+            .exec(move |conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT host_id FROM hosts WHERE lease_until < ?1 ORDER BY host_id")?;
+                Ok(stmt.query_map([now as i64], |r| r.get(0))?.collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    async fn forget_host(&self, host: &str, expired_before: Option<Millis>) -> Result<(), StoreError> {
+        let host = host.to_string();
+        let before = expired_before.map_or(i64::MAX, |t| t as i64);
+        self.writer
+            .exec(move |conn| {
+                conn.prepare_cached("DELETE FROM hosts WHERE host_id = ?1 AND lease_until < ?2")?
+                    .execute(params![host, before])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn take_tokens(&self, queue: &str, bucket: Bucket, want: u32, now: Millis) -> Result<Tokens, StoreError> {
+        let queue = queue.to_string();
+        self.writer
+            .exec_committed(move |conn| {
+                let stored: Option<(f64, i64)> = conn
+                    .prepare_cached("SELECT tokens, at FROM rate_buckets WHERE task_queue = ?1")?
+                    .query_row([&queue], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let (tokens, left) = bucket.draw(stored.map(|(t, at)| (t, at as Millis)), want, now);
+                conn.prepare_cached(
+                    "INSERT INTO rate_buckets (task_queue, tokens, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (task_queue) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+                )?
+                .execute(params![queue, left, now as i64])?;
+                Ok(tokens)
             })
             .await
     }

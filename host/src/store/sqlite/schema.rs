@@ -88,6 +88,23 @@ const MIGRATIONS: &[Migration] = &[
     );",
         data: None,
     },
+    Migration {
+        // 4: fairness keys (claims read each key's head by the dispatch
+        // index) and each key's standing; host leases; global token buckets.
+        sql: "ALTER TABLE executions ADD COLUMN fairness_key TEXT NOT NULL DEFAULT '';
+    DROP INDEX executions_dispatch;
+    CREATE INDEX executions_dispatch ON executions (task_queue, fairness_key, priority, dispatch_at, seq)
+        WHERE dispatch_at IS NOT NULL;
+    CREATE TABLE fairness (
+        task_queue TEXT NOT NULL,
+        fairness_key TEXT NOT NULL,
+        served REAL NOT NULL,
+        PRIMARY KEY (task_queue, fairness_key)
+    );
+    CREATE TABLE hosts (host_id TEXT PRIMARY KEY, lease_until INTEGER NOT NULL);
+    CREATE TABLE rate_buckets (task_queue TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);",
+        data: None,
+    },
 ];
 
 /// Migration 2's data step: rows whose `state` holds the whole execution.
@@ -199,6 +216,7 @@ mod tests {
                 cancel_grace: Duration::from_secs(3),
                 pinned_version: None,
                 trace: None,
+                fairness: None,
             },
             1_000,
         )

@@ -388,7 +388,8 @@ impl Config {
             .map_err(|e| ConfigError { file: file.clone(), message: format!("cannot read: {e}") })?;
         // Absolute, so paths in the config stay right whatever the working
         // directory (a type's stored settings need absolute directories).
-        let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+        let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = std::path::absolute(folder)
             .map_err(|e| ConfigError { file: file.clone(), message: format!("cannot resolve its folder: {e}") })?;
         Config::parse(&text, &base).map_err(|message| ConfigError { file, message })
     }

@@ -1,11 +1,13 @@
 //! `sluice serve` end to end over gRPC on loopback: the real binary, real
-//! guests, a real SQLite file.
+//! guests, a real SQLite file (several hosts: a real PostgreSQL server).
 
 #[path = "serve/boundaries.rs"]
 mod boundaries;
 mod common;
 #[path = "serve/deploy.rs"]
 mod deploy;
+#[path = "serve/hosts.rs"]
+mod hosts;
 #[path = "serve/http.rs"]
 mod http_api;
 #[path = "serve/many.rs"]

@@ -17,6 +17,21 @@ impl Engine {
         Ok(self.store.renew_lease(&self.host_id, until).await?)
     }
 
+    /// Leaves at shutdown, once its attempts were interrupted: they are
+    /// recorded as lost now (so other hosts retry them at once, and this
+    /// host, started again, has nothing to recover), then the lease ends.
+    pub(super) async fn leave(self: &Arc<Self>) {
+        if let Err(e) = self.recover_host(&self.host_id.clone()).await {
+            tracing::warn!(
+                "cannot record this host's interrupted attempts: {e}; they are retried when it starts again"
+            );
+            return;
+        }
+        if let Err(e) = self.store.forget_host(&self.host_id, None).await {
+            tracing::warn!("cannot end this host's lease: {e}");
+        }
+    }
+
     /// Takes over the attempts of every host whose lease has ended.
     pub(super) async fn take_over_expired(self: &Arc<Self>) -> Result<usize, crate::store::StoreError> {
         let now = self.clock.now();
@@ -57,7 +72,7 @@ impl Engine {
 }
 
 /// Renews this host's lease (three times per lease), takes over hosts whose
-/// lease ended and picks up type changes; on shutdown, leaves cleanly.
+/// lease ended and picks up type changes, until shutdown.
 pub(super) async fn run(engine: Arc<Engine>) {
     let mut shutdown = engine.shutdown.subscribe();
     let every = (engine.lease / 3).max(Duration::from_millis(100));
@@ -76,12 +91,7 @@ pub(super) async fn run(engine: Arc<Engine>) {
         let next = engine.clock.now().saturating_add(every.as_millis() as u64);
         tokio::select! {
             () = engine.clock.sleep_until(next) => {}
-            _ = shutdown.changed() => {
-                if let Err(e) = engine.store.forget_host(&engine.host_id, None).await {
-                    tracing::warn!("cannot end this host's lease: {e}");
-                }
-                return;
-            }
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -228,14 +228,16 @@ impl Engine {
     }
 
     /// Stops dispatching, gives running attempts `grace` to finish, then
-    /// interrupts the rest (they are retried when the host starts again).
-    pub async fn shutdown(&self, grace: Duration) {
+    /// interrupts the rest and records them as lost (`HostLost`: retried
+    /// per policy, by any host), and ends this host's lease.
+    pub async fn shutdown(self: &Arc<Self>, grace: Duration) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + grace;
         while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.running.interrupt_all(InterruptReason::Shutdown);
+        self.leave().await;
     }
 
     fn is_shutting_down(&self) -> bool {

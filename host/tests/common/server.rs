@@ -79,9 +79,10 @@ impl Server {
 
     /// Starts a server on the config and store already in `dir`.
     pub fn start_in(dir: &Path) -> Server {
+        // Run from the folder, as a user would: `--config sluice.toml`.
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--config"])
-            .arg(dir.join("sluice.toml"))
+            .current_dir(dir)
+            .args(["serve", "--config", "sluice.toml"])
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--shutdown-grace", "1s"])
             .env("SLUICE_LOG", "warn")
             .stdin(Stdio::null())

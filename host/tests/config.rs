@@ -102,6 +102,22 @@ fn bad_values_name_their_key() {
 
     let err = parse("[queues.q]\nrate_limit = -1.0\n").unwrap_err();
     assert_eq!(err, "queues.q.rate_limit: must be a number ≥ 0, got -1");
+
+    let err = parse("[store]\nurl = \"mysql://u:secret@db/x\"\n").unwrap_err();
+    assert_eq!(
+        err,
+        "store.url: must be a PostgreSQL URL (postgres://user:password@host:port/database), got one starting \"mysql\""
+    );
+    assert!(!err.contains("secret"), "a password is never shown");
+    let err = parse("[store]\nhost_lease = \"500ms\"\n").unwrap_err();
+    assert_eq!(err, "store.host_lease: must be 1s to 10m, got 500ms");
+    let err = parse("[store]\npool_size = 0\n").unwrap_err();
+    assert_eq!(err, "store.pool_size: must be 1 to 100, got 0");
+    let ok = parse("[store]\nurl = \"postgresql://u@127.0.0.1:5/x\"\nhost_lease = \"3s\"\n").unwrap();
+    assert_eq!(
+        (ok.store.url.as_deref(), ok.store.host_lease),
+        (Some("postgresql://u@127.0.0.1:5/x"), Duration::from_secs(3))
+    );
 }
 
 #[test]

@@ -16,11 +16,19 @@ use std::time::{Duration, Instant};
 pub fn fresh_database() -> String {
     let server = server();
     let name = format!("sluice_{}", uuid_like());
-    let out = Command::new(psql())
-        .args([server.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql runs");
-    assert!(out.status.success(), "cannot create a database: {}", String::from_utf8_lossy(&out.stderr));
+    // On a thread of its own: callers may be inside a runtime already.
+    let (url, sql) = (server.clone(), format!("CREATE DATABASE {name}"));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("PostgreSQL answers");
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.expect("a database is created");
+        })
+    })
+    .join()
+    .unwrap();
     with_database(&server, &name)
 }
 
@@ -54,23 +62,43 @@ pub fn server() -> String {
 }
 
 fn bin_dir() -> PathBuf {
-    let found = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|dirs| {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        find_bin().unwrap_or_else(|| {
+            install();
+            find_bin().unwrap_or_else(|| {
+                panic!(
+                    "these tests need PostgreSQL: install Debian's postgresql package (apt-get install postgresql), \
+                     or set SLUICE_TEST_POSTGRES to the URL of a server where the user may create databases"
+                )
+            })
+        })
+    })
+    .clone()
+}
+
+/// Installs Debian's PostgreSQL, as the guest toolchains are installed on
+/// first use, when this runs as root with apt-get.
+fn install() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 || Command::new("apt-get").arg("--version").output().is_err() {
+        return;
+    }
+    eprintln!("installing Debian's postgresql for the tests (apt-get)...");
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "postgresql"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+}
+
+fn find_bin() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|dirs| {
         let mut versions: Vec<PathBuf> =
             dirs.flatten().map(|d| d.path().join("bin")).filter(|b| b.join("initdb").exists()).collect();
         versions.sort();
         versions.pop()
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "these tests need PostgreSQL: install Debian's postgresql package (apt-get install postgresql), \
-             or set SLUICE_TEST_POSTGRES to the URL of a server where the user may create databases"
-        )
     })
-}
-
-fn psql() -> PathBuf {
-    let p = bin_dir().join("psql");
-    if p.exists() { p } else { PathBuf::from("psql") }
 }
 
 /// initdb refuses to run as root: the cluster then belongs to `postgres`.

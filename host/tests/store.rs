@@ -387,7 +387,7 @@ async fn postgres_hosts_claim_apart_and_see_each_other() {
         start(&a, exec(&format!("x{i}"), &format!("r{i}"), "q", 3, i)).await;
     }
     let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await.unwrap().unwrap();
-    assert_eq!((hint.task_queue.as_str(), hint.kind, hint.dispatchable), ("q", HistoryKind::Scheduled, true));
+    assert_eq!((hint.task_queue.as_str(), hint.kind, hint.dispatchable), ("q", Some(HistoryKind::Scheduled), true));
     // Both claim at once, many times: every execution is claimed once.
     let claims = (0..40).map(|i| {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };

@@ -42,14 +42,18 @@ impl Engine {
         if let Some(d) = h.deadline {
             self.wake.deadline(d);
         }
+        let Some(kind) = h.kind else {
+            self.heartbeat_elsewhere(&h).await;
+            return;
+        };
         let _ = self.events.send(super::EngineEvent {
             activity_id: h.activity_id.clone(),
             run_id: h.run_id.clone(),
             attempt: h.attempt,
             at: h.at,
-            kind: EventKind::Transition { transition: h.kind, status: h.status },
+            kind: EventKind::Transition { transition: kind, status: h.status },
         });
-        let closed = matches!(h.kind, HistoryKind::Closed(_));
+        let closed = matches!(kind, HistoryKind::Closed(_));
         let running_here = self.running.attempt(&h.run_id);
         if running_here.is_none() && !(closed && self.closes.waited_for(&h.activity_id)) {
             return;
@@ -73,6 +77,20 @@ impl Engine {
         }
         if e.status.is_closed() {
             self.closes.closed(&e);
+        }
+    }
+
+    /// A heartbeat another host wrote: its details and progress, for
+    /// whoever follows events here.
+    async fn heartbeat_elsewhere(&self, h: &Hint) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let Ok(Some(v)) = self.store.get(&h.activity_id, Some(&h.run_id)).await else { return };
+        let e = v.value;
+        self.publish(&e, h.attempt, h.at, EventKind::Heartbeat { details: e.heartbeat_details.clone() });
+        if let Some(p) = &e.progress {
+            self.publish(&e, h.attempt, p.at, EventKind::Progress { percent: p.percent, message: p.message.clone() });
         }
     }
 }

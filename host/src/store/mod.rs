@@ -392,7 +392,8 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// A transition another host committed.
+/// A change another host committed: a transition, or (with no `kind`) the
+/// latest heartbeat details and progress of a running attempt.
 #[derive(Debug, Clone)]
 pub struct Hint {
     pub activity_id: String,
@@ -400,10 +401,20 @@ pub struct Hint {
     pub task_queue: String,
     pub attempt: u32,
     pub at: Millis,
-    pub kind: HistoryKind,
+    pub kind: Option<HistoryKind>,
     pub status: Status,
     /// The execution's next deadline after it.
     pub deadline: Option<Millis>,
     /// Whether it made an attempt dispatchable (a start, a retry, ...).
     pub dispatchable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_shown_store_url_has_no_password() {
+        assert_eq!(super::redacted("postgres://u:secret@db:5432/x"), "postgres://u@db:5432/x");
+        assert_eq!(super::redacted("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(super::redacted("postgresql://db/x"), "postgresql://db/x");
+    }
 }

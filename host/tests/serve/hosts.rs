@@ -163,6 +163,10 @@ async fn three_hosts_share_a_load_and_a_killed_host_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     hosts[1].0.kill();
+    // Work for h2's own queue, which no other host serves: reported.
+    let mut c1 = hosts[0].0.activities().await;
+    let stranded = pb::StartActivityRequest { task_queue: "@h2".into(), ..sleepy(0) };
+    c1.start_activity(pb::StartActivityRequest { activity_id: "stranded".into(), ..stranded }).await.unwrap();
 
     let done = all_closed(&hosts[0].0, "default", 10_000, Duration::from_secs(300)).await;
     let mut by_host: HashMap<String, usize> = HashMap::new();
@@ -177,8 +181,13 @@ async fn three_hosts_share_a_load_and_a_killed_host_loses_nothing() {
     assert!(!lost.is_empty(), "h2 was killed mid-attempt");
     assert!(lost.iter().all(|e| e.attempt >= 2 && worker_host(e) != "h2"), "retried elsewhere");
 
+    let logs = hosts[0].0.log() + &hosts[2].0.log();
+    assert!(
+        logs.contains("host h2 is gone: 1 execution(s) wait on its own queue @h2; no other host serves it"),
+        "{logs}"
+    );
     // Any host answers about any execution; h3 sees a close it did not make.
-    let (mut c1, mut c3) = (hosts[0].0.activities().await, hosts[2].0.activities().await);
+    let mut c3 = hosts[2].0.activities().await;
     let d = describe(&mut c3, &lost[0].activity_id).await.execution.unwrap();
     assert_eq!((d.status, d.attempt), (pb::ActivityStatus::Completed as i32, lost[0].attempt));
     c1.start_activity(start_req("sleepy", "late", json!({"do": "sleep", "ms": 300}))).await.unwrap();
@@ -266,4 +275,70 @@ async fn a_burst_of_one_fairness_key_does_not_starve_another() {
     // (b's 50 interleaved one for one), it is done within ~100 starts of
     // its arrival, however far a's backlog reaches.
     assert!(last_b < 400, "b's last start was #{last_b} of 1,050: starved behind a's burst");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_heartbeats_tokens_and_watches_work_at_any_host() {
+    let url = postgres::fresh_database();
+    let hosts = hosts(&url, "");
+    let (h1, h2, h3) = (&hosts[0].0, &hosts[1].0, &hosts[2].0);
+    // An attempt hands off (pending) on h1 (its own queue); its token, read
+    // on h2, heartbeats and completes it on h3, and h1 returns the result.
+    let mut c1 = h1.activities().await;
+    let on_h1 = |req: pb::StartActivityRequest| pb::StartActivityRequest { task_queue: "@h1".into(), ..req };
+    c1.start_activity(on_h1(start_req("sleepy", "mail", json!({"do": "pending"})))).await.unwrap();
+    let mut c2 = h2.activities().await;
+    let token = loop {
+        let d = describe(&mut c2, "mail").await;
+        if let Some(l) = d.logs.iter().find(|l| l.message == "handing off") {
+            break l.fields["token"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut done3 = h3.completions().await;
+    let beat = done3
+        .record_heartbeat(pb::RecordHeartbeatRequest {
+            target: Some(pb::record_heartbeat_request::Target::TaskToken(token.clone())),
+            details: json(json!({"queued": true})),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!beat.cancel_requested);
+    done3
+        .complete_activity(pb::CompleteActivityRequest {
+            target: Some(pb::complete_activity_request::Target::TaskToken(token)),
+            result: json(json!({"sent": true})),
+        })
+        .await
+        .unwrap();
+    let e = result(&mut c1, "mail", 20.0).await;
+    assert_eq!((e.status, decode(&e.result)), (pb::ActivityStatus::Completed as i32, json!({"sent": true})));
+
+    // A watch on h3 follows an execution that runs on h1: its progress and
+    // its transitions, live.
+    let mut c3 = h3.activities().await;
+    let slow = json!({"from": 0, "to": 4, "step_ms": 400});
+    c1.start_activity(on_h1(pb::StartActivityRequest {
+        heartbeat_timeout: secs(10.0),
+        ..start_req("resumable", "counted", slow)
+    }))
+    .await
+    .unwrap();
+    let mut watch = c3
+        .watch_activity(pb::WatchActivityRequest { activity_id: "counted".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut progress, mut kinds) = (0, Vec::new());
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(30), watch.message()).await.unwrap().unwrap() {
+        match ev.event {
+            Some(pb::watch_activity_event::Event::Progress(_)) => progress += 1,
+            Some(pb::watch_activity_event::Event::Transition(t)) => kinds.push(t.kind),
+            _ => {}
+        }
+    }
+    assert_eq!(kinds.last().map(String::as_str), Some("completed"), "{kinds:?}");
+    assert!(progress >= 1, "progress written on the running host reached h3's watch");
+    assert_eq!(describe(&mut c3, "counted").await.execution.unwrap().last_worker, "h1/wasm");
 }

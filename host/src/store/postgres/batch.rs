@@ -45,7 +45,7 @@ pub struct UpdateJob {
     pub version: u64,
     pub entry: Option<String>,
     pub logs: Vec<(LogEntry, String)>,
-    /// What other hosts are told, when the transition is worth telling.
+    /// What other hosts are told.
     pub hint: Option<String>,
 }
 
@@ -238,7 +238,7 @@ async fn start_all(
             Admission::New => {
                 latest.insert(exec.activity_id.clone(), Versioned { value: exec.clone(), version: 1 });
                 new.push(s);
-                hints.extend(s.transition.history.as_ref().map(|h| hint(exec, h)));
+                hints.extend(s.transition.history.as_ref().map(|h| hint(exec, Some(h))));
                 StartOutcome::Created(Committed { value: exec.clone(), version: 1, transition: s.transition.clone() })
             }
             Admission::Existing { .. } => StartOutcome::Existing(before.expect("admitted an existing run").clone()),
@@ -444,7 +444,7 @@ async fn claim(tx: &Transaction<'_>, c: &ClaimJob, hints: &mut Vec<String>) -> R
         let Ok(change) = value.start(&c.worker, current, c.now) else { continue };
         let transition = Transition::new(change, &value, c.now);
         let entry = encoded_history(transition.history.as_ref())?;
-        hints.extend(transition.history.as_ref().map(|h| hint(&value, h)));
+        hints.extend(transition.history.as_ref().map(|h| hint(&value, Some(h))));
         rows.push((Row::new(&value, false)?, version, entry));
         claimed.push(Committed { value, version: version + 1, transition });
     }
@@ -455,15 +455,16 @@ async fn claim(tx: &Transaction<'_>, c: &ClaimJob, hints: &mut Vec<String>) -> R
     Ok(claimed)
 }
 
-/// The line other hosts receive about a transition (see `listen`).
-pub fn hint(e: &Execution, h: &HistoryEntry) -> String {
+/// The line other hosts receive about a transition, or (no entry) about a
+/// heartbeat written (see `listen`).
+pub fn hint(e: &Execution, h: Option<&HistoryEntry>) -> String {
     serde_json::json!([
         e.activity_id,
         e.run_id,
         e.task_queue,
-        h.attempt,
-        h.at,
-        h.kind.as_str(),
+        h.map_or(e.attempt, |h| h.attempt),
+        h.map_or_else(|| e.last_heartbeat_at.unwrap_or_default(), |h| h.at),
+        h.map_or("", |h| h.kind.as_str()),
         e.status.as_str(),
         e.next_deadline(),
         e.dispatchable_at().is_some()

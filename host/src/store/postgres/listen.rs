@@ -77,7 +77,10 @@ fn line(l: &str) -> Option<Hint> {
         task_queue,
         attempt,
         at,
-        kind: HistoryKind::parse(&kind)?,
+        kind: match kind.as_str() {
+            "" => None,
+            k => Some(HistoryKind::parse(k)?),
+        },
         status: Status::parse(&status)?,
         deadline,
         dispatchable,
@@ -96,7 +99,7 @@ mod tests {
         let h = &hints[0];
         assert_eq!(
             (h.activity_id.as_str(), h.attempt, h.kind, h.deadline),
-            ("a", 2, HistoryKind::RetryScheduled, Some(5000))
+            ("a", 2, Some(HistoryKind::RetryScheduled), Some(5000))
         );
         assert!(h.dispatchable);
         assert!(parse(payload, "host-a").is_empty());

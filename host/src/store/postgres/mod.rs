@@ -195,7 +195,8 @@ impl Store for PostgresStore {
             version,
             entry: encoded_history(history)?,
             logs: encoded_logs(logs)?,
-            hint: history.map(|h| batch::hint(exec, h)),
+            // Transitions, and the heartbeats an attempt's watchers elsewhere follow.
+            hint: Some(batch::hint(exec, history)),
         };
         self.write(|tx| Job::Update(Box::new(job), tx)).await
     }

@@ -231,13 +231,19 @@ impl Engine {
     /// interrupts the rest and records them as lost (`HostLost`: retried
     /// per policy, by any host), and ends this host's lease.
     pub async fn shutdown(self: &Arc<Self>, grace: Duration) {
+        self.halt(grace).await;
+        self.leave().await;
+    }
+
+    /// Stops dispatching, gives running attempts `grace`, then interrupts
+    /// the rest, recording nothing (what a crash leaves behind).
+    async fn halt(&self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + grace;
         while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.running.interrupt_all(InterruptReason::Shutdown);
-        self.leave().await;
     }
 
     fn is_shutting_down(&self) -> bool {

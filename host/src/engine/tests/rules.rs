@@ -188,7 +188,7 @@ async fn recovery_retries_the_attempts_this_host_ran_and_keeps_pending_ones_wait
     h.next_attempt().await.finish(AttemptOutcome::Pending);
     h.transition("pending", PendingAsync).await;
     // The host stops without recording its running attempt (as in a crash).
-    h.engine.shutdown(Duration::ZERO).await;
+    h.engine.halt(Duration::ZERO).await;
     assert_eq!(h.exec("running").await.status, Status::Started);
 
     let Harness { dir, config, store, .. } = h;

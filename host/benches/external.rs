@@ -25,15 +25,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{cpu_secs, env};
 use sluice::api::pb;
 use test_common::server::{Server, start_req};
 use tonic::transport::Channel;
 
 type Activities = pb::activity_service_client::ActivityServiceClient<Channel>;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn config() -> String {
     format!(
@@ -43,18 +40,6 @@ fn config() -> String {
         test_common::cache_dir().display(),
         sluice_test_programs::NOOP
     )
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the name.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 fn percentile(sorted: &[f64], p: usize) -> f64 {
@@ -95,23 +80,6 @@ async fn connect(server: &Server, k: usize) -> Vec<Activities> {
     out
 }
 
-/// Waits until the queue has nothing waiting or running.
-async fn drained(server: &Server) {
-    let channel = Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
-    let mut ops = pb::operator_service_client::OperatorServiceClient::new(channel);
-    loop {
-        let q = ops
-            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into(), closed_counts: false })
-            .await
-            .unwrap()
-            .into_inner();
-        if q.backlog == 0 && q.running == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Runs `one(client, i)` for i in 0..n, `c` at a time over the clients.
 async fn spread<F, Fut>(clients: &[Activities], n: usize, c: usize, one: F)
 where
@@ -149,7 +117,7 @@ async fn fire(server: &Server, n: usize, c: usize, k: usize) {
     })
     .await;
     let acknowledged = started.elapsed();
-    drained(server).await;
+    common::drained(&server.addr, Duration::from_millis(5)).await;
     let total = started.elapsed();
     println!(
         "fire: {n} starts, {c} in flight on {k} connection(s): all acknowledged in {:.2}s, all closed in {:.2}s: {:.0} activities/s",

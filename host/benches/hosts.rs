@@ -20,15 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{cpu_secs, env};
 use sluice::api::pb;
 use test_common::server::{Server, start_req};
 use tonic::transport::Channel;
 
 type Activities = pb::activity_service_client::ActivityServiceClient<Channel>;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn config(store: &str, host: &str) -> String {
     format!(
@@ -38,17 +35,6 @@ fn config(store: &str, host: &str) -> String {
         test_common::cache_dir().display(),
         sluice_test_programs::NOOP
     )
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
 }
 
 /// CPU seconds of every `postgres` process, by pid.
@@ -65,25 +51,6 @@ fn postgres_cpu() -> std::collections::HashMap<String, f64> {
         }
     }
     out
-}
-
-/// Waits until the queue has nothing waiting or running.
-async fn drained(server: &Server) {
-    let channel = Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
-    let mut ops = pb::operator_service_client::OperatorServiceClient::new(channel);
-    loop {
-        let q = ops
-            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into(), closed_counts: false })
-            .await
-            .unwrap()
-            .into_inner();
-        if q.backlog == 0 && q.running == 0 {
-            return;
-        }
-        // Not too often: each count reads the queue's open rows, CPU that
-        // would be charged to the database.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn run(label: &str, servers: &[Server], n: usize, c: usize, b: usize) {
@@ -119,7 +86,7 @@ async fn run(label: &str, servers: &[Server], n: usize, c: usize, b: usize) {
     for t in tasks {
         t.await.unwrap();
     }
-    drained(&servers[0]).await;
+    common::drained(&servers[0].addr, Duration::from_millis(100)).await;
     let total = started.elapsed().as_secs_f64();
     let per = |secs: f64| secs / n as f64 * 1e3;
     let hosts: Vec<f64> = pids.iter().zip(&hosts_before).map(|(p, before)| per(cpu_secs(p) - before)).collect();

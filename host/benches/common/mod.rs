@@ -68,3 +68,39 @@ fn status_mib(pid: &str, key: &str) -> f64 {
         .unwrap_or(0.0);
     kib / 1024.0
 }
+
+/// A `usize` from the environment, else `default`.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU seconds (user + system) a process (`self`, or a pid) has used so far.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Waits until the server's `default` queue has nothing waiting or
+/// running, looking every `every`.
+pub async fn drained(addr: &str, every: Duration) {
+    use sluice::api::pb;
+    let channel = tonic::transport::Channel::from_shared(addr.to_string()).unwrap().connect().await.unwrap();
+    let mut ops = pb::operator_service_client::OperatorServiceClient::new(channel);
+    loop {
+        let q = ops
+            .describe_task_queue(pb::DescribeTaskQueueRequest { task_queue: "default".into(), closed_counts: false })
+            .await
+            .unwrap()
+            .into_inner();
+        if q.backlog == 0 && q.running == 0 {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -183,6 +183,50 @@ pub struct QueueStats {
     pub counts: Vec<(String, Status, u64)>,
 }
 
+impl QueueStats {
+    /// Counts `n` executions of `activity_type` with `status` (as stored;
+    /// an unknown status is skipped).
+    pub fn add(&mut self, activity_type: String, status: &str, n: u64) {
+        let Some(status) = Status::parse(status) else { return };
+        match status {
+            Status::Scheduled => self.backlog += n,
+            Status::Started => self.running += n,
+            _ => {}
+        }
+        self.counts.push((activity_type, status, n));
+    }
+}
+
+/// A type change's refusals and lookups, worded once for every backend.
+pub mod refusals {
+    use super::StoreError;
+
+    pub fn no_type(name: &str) -> StoreError {
+        StoreError::NotFound(format!("no activity type {name}"))
+    }
+
+    pub fn no_version(name: &str, label: &str) -> StoreError {
+        StoreError::NotFound(format!("activity type {name} has no version {label}"))
+    }
+
+    pub fn label_taken(name: &str, label: &str, hash: &str) -> StoreError {
+        StoreError::Refused(format!(
+            "version {label} of {name} exists with other content (blake3 {}…); choose another label",
+            &hash[..12.min(hash.len())]
+        ))
+    }
+
+    pub fn current(name: &str, label: &str) -> StoreError {
+        StoreError::Refused(format!("version {label} is the current version of {name}; roll back to another first"))
+    }
+
+    pub fn in_use(name: &str, label: &str, users: i64) -> StoreError {
+        StoreError::Refused(format!(
+            "version {label} of {name} is in use by {users} open execution(s) (pinned or running)"
+        ))
+    }
+}
+
 /// One deployed version of a type's component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionRecord {

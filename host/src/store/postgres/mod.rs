@@ -21,7 +21,7 @@ use super::record::{self, Fixed};
 use super::rows::{Encoded, Row, encoded_history, encoded_logs};
 use super::{
     Bucket, Committed, CurrentVersions, Described, Hint, ListFilter, LogEntry, LogPage, NewStart, QueueStats,
-    StartOutcome, Status, Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
+    StartOutcome, Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
 };
 use crate::activity::{Change, Execution, HistoryEntry, HistoryKind, Millis, Transition};
 use crate::payload::Payload;
@@ -370,14 +370,7 @@ impl Store for PostgresStore {
         let stmt = client.prepare_cached(sql).await?;
         let mut stats = QueueStats::default();
         for row in client.query(&stmt, &[&queue]).await? {
-            let (ty, status, n): (String, &str, i64) = (row.get(0), row.get(1), row.get(2));
-            let Some(status) = Status::parse(status) else { continue };
-            match status {
-                Status::Scheduled => stats.backlog += n as u64,
-                Status::Started => stats.running += n as u64,
-                _ => {}
-            }
-            stats.counts.push((ty, status, n as u64));
+            stats.add(row.get(0), row.get(1), row.get::<_, i64>(2) as u64);
         }
         Ok(stats)
     }

@@ -4,7 +4,7 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::store::{StoreError, TypeChange, TypeRecord, VersionRecord};
+use crate::store::{StoreError, TypeChange, TypeRecord, VersionRecord, refusals};
 
 /// Every type, or the one named.
 pub async fn read(client: &impl GenericClient, name: Option<&str>) -> Result<Vec<TypeRecord>, StoreError> {
@@ -58,7 +58,7 @@ pub async fn change(tx: &impl GenericClient, c: &TypeChange) -> Result<TypeRecor
     let exists = tx.query_opt("SELECT 1 FROM activity_types WHERE name = $1", &[&name]).await?.is_some();
     if !exists {
         if c.add_version.is_none() && c.settings.is_none() {
-            return Err(StoreError::NotFound(format!("no activity type {name}")));
+            return Err(refusals::no_type(name));
         }
         tx.execute("INSERT INTO activity_types (name, settings, updated_at) VALUES ($1, '{}', $2)", &[&name, &now])
             .await?;
@@ -71,11 +71,7 @@ pub async fn change(tx: &impl GenericClient, c: &TypeChange) -> Result<TypeRecor
         match existing {
             Some(hash) if hash == v.hash => {}
             Some(hash) => {
-                return Err(StoreError::Refused(format!(
-                    "version {} of {name} exists with other content (blake3 {}…); choose another label",
-                    v.label,
-                    &hash[..12.min(hash.len())]
-                )));
+                return Err(refusals::label_taken(name, &v.label, &hash));
             }
             None => {
                 tx.execute(
@@ -90,7 +86,7 @@ pub async fn change(tx: &impl GenericClient, c: &TypeChange) -> Result<TypeRecor
     }
     if let Some(label) = &c.make_current {
         if !versions(tx, name).await?.iter().any(|v| &v.label == label) {
-            return Err(StoreError::NotFound(format!("activity type {name} has no version {label}")));
+            return Err(refusals::no_version(name, label));
         }
         tx.execute("UPDATE activity_types SET current_version = $2 WHERE name = $1", &[&name, label]).await?;
     }
@@ -109,9 +105,7 @@ async fn remove(tx: &impl GenericClient, name: &str, label: &str) -> Result<(), 
     let current: Option<String> =
         tx.query_one("SELECT current_version FROM activity_types WHERE name = $1", &[&name]).await?.get(0);
     if current.as_deref() == Some(label) {
-        return Err(StoreError::Refused(format!(
-            "version {label} is the current version of {name}; roll back to another first"
-        )));
+        return Err(refusals::current(name, label));
     }
     let users: i64 = tx
         .query_one(
@@ -122,14 +116,12 @@ async fn remove(tx: &impl GenericClient, name: &str, label: &str) -> Result<(), 
         .await?
         .get(0);
     if users > 0 {
-        return Err(StoreError::Refused(format!(
-            "version {label} of {name} is in use by {users} open execution(s) (pinned or running)"
-        )));
+        return Err(refusals::in_use(name, label, users));
     }
     let removed =
         tx.execute("DELETE FROM type_versions WHERE activity_type = $1 AND label = $2", &[&name, &label]).await?;
     if removed == 0 {
-        return Err(StoreError::NotFound(format!("activity type {name} has no version {label}")));
+        return Err(refusals::no_version(name, label));
     }
     Ok(())
 }

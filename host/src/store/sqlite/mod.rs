@@ -18,7 +18,7 @@ use super::{
     Bucket, Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome,
     Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
 };
-use crate::activity::{Admission, Change, Execution, HistoryEntry, HistoryKind, Millis, Status, Transition, admit};
+use crate::activity::{Admission, Change, Execution, HistoryEntry, HistoryKind, Millis, Transition, admit};
 use writer::Writer;
 
 use crate::payload::Payload;
@@ -558,13 +558,7 @@ impl Store for SqliteStore {
                 let mut stats = QueueStats::default();
                 for row in rows {
                     let (ty, status, n) = row?;
-                    let Some(status) = Status::parse(&status) else { continue };
-                    match status {
-                        Status::Scheduled => stats.backlog += n as u64,
-                        Status::Started => stats.running += n as u64,
-                        _ => {}
-                    }
-                    stats.counts.push((ty, status, n as u64));
+                    stats.add(ty, &status, n as u64);
                 }
                 Ok(stats)
             })

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{StoreError, TypeChange, TypeRecord, VersionRecord};
+use crate::store::{StoreError, TypeChange, TypeRecord, VersionRecord, refusals};
 
 /// Every type, or the one named.
 pub fn read(conn: &Connection, name: Option<&str>) -> Result<Vec<TypeRecord>, StoreError> {
@@ -54,7 +54,7 @@ pub fn change(conn: &Connection, c: &TypeChange) -> Result<TypeRecord, StoreErro
         .is_some();
     if !exists {
         if c.add_version.is_none() && c.settings.is_none() {
-            return Err(StoreError::NotFound(format!("no activity type {name}")));
+            return Err(refusals::no_type(name));
         }
         conn.prepare_cached("INSERT INTO activity_types (name, settings, updated_at) VALUES (?1, '{}', ?2)")?
             .execute(params![name, c.now as i64])?;
@@ -67,11 +67,7 @@ pub fn change(conn: &Connection, c: &TypeChange) -> Result<TypeRecord, StoreErro
         match existing {
             Some(hash) if hash == v.hash => {}
             Some(hash) => {
-                return Err(StoreError::Refused(format!(
-                    "version {} of {name} exists with other content (blake3 {}…); choose another label",
-                    v.label,
-                    &hash[..12.min(hash.len())]
-                )));
+                return Err(refusals::label_taken(name, &v.label, &hash));
             }
             None => {
                 conn.prepare_cached(
@@ -93,7 +89,7 @@ pub fn change(conn: &Connection, c: &TypeChange) -> Result<TypeRecord, StoreErro
     if let Some(label) = &c.make_current {
         let known = versions(conn, name)?.iter().any(|v| &v.label == label);
         if !known {
-            return Err(StoreError::NotFound(format!("activity type {name} has no version {label}")));
+            return Err(refusals::no_version(name, label));
         }
         conn.prepare_cached("UPDATE activity_types SET current_version = ?2 WHERE name = ?1")?
             .execute([name, label])?;
@@ -115,9 +111,7 @@ fn remove(conn: &Connection, name: &str, label: &str) -> Result<(), StoreError> 
         .prepare_cached("SELECT current_version FROM activity_types WHERE name = ?1")?
         .query_row([name], |r| r.get(0))?;
     if current.as_deref() == Some(label) {
-        return Err(StoreError::Refused(format!(
-            "version {label} is the current version of {name}; roll back to another first"
-        )));
+        return Err(refusals::current(name, label));
     }
     let users: i64 = conn
         .prepare_cached(
@@ -126,15 +120,13 @@ fn remove(conn: &Connection, name: &str, label: &str) -> Result<(), StoreError> 
         )?
         .query_row([name, label], |r| r.get(0))?;
     if users > 0 {
-        return Err(StoreError::Refused(format!(
-            "version {label} of {name} is in use by {users} open execution(s) (pinned or running)"
-        )));
+        return Err(refusals::in_use(name, label, users));
     }
     let removed = conn
         .prepare_cached("DELETE FROM type_versions WHERE activity_type = ?1 AND label = ?2")?
         .execute([name, label])?;
     if removed == 0 {
-        return Err(StoreError::NotFound(format!("activity type {name} has no version {label}")));
+        return Err(refusals::no_version(name, label));
     }
     Ok(())
 }

@@ -21,5 +21,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .emit_fields()
         .exclude([".sluice.v1.Payload"])
         .build(&[".sluice.v1"])?;
+    temporal_frontend()?;
+    Ok(())
+}
+
+/// The server side of Temporal's `WorkflowService`, generated from the
+/// descriptors `temporalio-protos` compiled (it exports their path): only
+/// the service's file, its messages taken from that crate. Every RPC the
+/// frontend does not implement answers UNIMPLEMENTED (default stubs).
+fn temporal_frontend() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")?;
+    println!("cargo:rerun-if-changed={path}");
+    let mut fds = prost_types::FileDescriptorSet::decode(&*std::fs::read(&path)?)?;
+    fds.file.retain(|f| f.name() == "temporal/api/workflowservice/v1/service.proto");
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .generate_default_stubs(true)
+        .compile_well_known_types(true)
+        .extern_path(".temporal", "::temporalio_protos::temporal")
+        .extern_path(".google.protobuf", "::prost_wkt_types")
+        .compile_fds(fds)?;
     Ok(())
 }

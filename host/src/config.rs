@@ -33,6 +33,24 @@ pub struct Config {
     /// Trace export.
     #[serde(default)]
     pub traces: TracesConfig,
+    /// The Temporal frontend (`WorkflowService`, on the gRPC listener).
+    #[serde(default)]
+    pub temporal: TemporalConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemporalConfig {
+    /// Serve Temporal's `WorkflowService` beside `sluice.v1`.
+    pub enabled: bool,
+    /// The one namespace Temporal clients name; others are NOT_FOUND.
+    pub namespace: String,
+}
+
+impl Default for TemporalConfig {
+    fn default() -> Self {
+        TemporalConfig { enabled: true, namespace: "default".into() }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -434,6 +452,7 @@ impl Config {
                 humantime::format_duration(self.store.host_lease)
             ));
         }
+        crate::limits::check_name("temporal.namespace", &self.temporal.namespace)?;
         if !(1..=100).contains(&self.store.pool_size) {
             return Err(format!("store.pool_size: must be 1 to 100, got {}", self.store.pool_size));
         }

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod payload;
 pub mod sandbox;
 pub mod store;
+pub mod temporal;
 pub mod token;
 pub mod traces;
 pub mod util;

@@ -12,6 +12,8 @@ mod hosts;
 mod http_api;
 #[path = "serve/many.rs"]
 mod many;
+#[path = "serve/temporal.rs"]
+mod temporal;
 #[path = "serve/traces.rs"]
 mod traces;
 

@@ -42,6 +42,18 @@ pub async fn serve(
     config: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_with(engine, listener, config, None, shutdown).await
+}
+
+/// Serves the API, and Temporal's `WorkflowService` when given, on
+/// `listener` until `shutdown` resolves.
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    config: &ServerConfig,
+    temporal: Option<crate::temporal::Frontend>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let auth = Auth::from_config(config);
     let max = engine.max_payload() + ENVELOPE;
     let api = || services::Api { engine: engine.clone() };
@@ -75,12 +87,21 @@ pub async fn serve(
             )
         };
     }
+    let temporal = temporal.map(|frontend| {
+        // Temporal's SDKs send gzip-compressed requests.
+        let server = crate::temporal::WorkflowServiceServer::new(frontend)
+            .max_decoding_message_size(max)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tonic::service::interceptor::InterceptedService::new(server, auth.clone())
+    });
     server
         .add_service(tonic::service::interceptor::InterceptedService::new(health_service, health_auth))
         .add_service(service!(ActivityServiceServer))
         .add_service(service!(CompletionServiceServer))
         .add_service(service!(WorkerServiceServer))
         .add_service(service!(OperatorServiceServer))
+        .add_optional_service(temporal)
         .serve_with_incoming_shutdown(accept(listener), shutdown)
         .await?;
     Ok(())

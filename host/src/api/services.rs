@@ -323,6 +323,7 @@ impl pb::activity_service_server::ActivityService for Api {
             scheduled_before: r.scheduled_before.map(|t| convert::millis(t, "scheduled_before")).transpose()?,
             page_token: opt(r.page_token),
             page_size: if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size } as usize,
+            open: false,
         };
         let (page, next) = self.engine.list(filter).await.map_err(status_of)?;
         Ok(Response::new(pb::ListActivitiesResponse {

@@ -87,7 +87,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         say!("shutting down");
         let _ = stopped.send(true);
     };
-    crate::api::serve(engine.clone(), listener, &config.server, stop).await?;
+    let temporal = config.temporal.enabled.then(|| crate::temporal::Frontend {
+        engine: engine.clone(),
+        namespace: config.temporal.namespace.clone(),
+        retention: config.store.retention,
+    });
+    crate::api::serve_with(engine.clone(), listener, &config.server, temporal, stop).await?;
     engine.shutdown(args.shutdown_grace).await;
     Ok(Exit::Completed)
 }

@@ -57,11 +57,13 @@ impl Engine {
 
     /// Applies type changes other hosts committed.
     async fn refresh_types(self: &Arc<Self>) -> Result<(), crate::store::StoreError> {
+        // Read under the lock: a record read before a change made here
+        // would undo it.
+        let _serial = self.type_changes.lock().await;
         for record in self.store.types().await? {
             if self.registry.get(&record.name).is_some_and(|t| t.record == record) {
                 continue;
             }
-            let _serial = self.type_changes.lock().await;
             let name = record.name.clone();
             if let Err(e) = self.fetch_components(&record).await.and_then(|()| self.install(record)) {
                 tracing::error!("activity type {name} changed on another host and cannot load here: {e}");

@@ -218,6 +218,11 @@ impl Engine {
         self.task_token(e)
     }
 
+    /// The activity a genuine task token names.
+    pub fn token_activity(&self, token: &str) -> Option<String> {
+        self.signer.verify(token).ok().map(|t| t.activity_id)
+    }
+
     /// (name, free slots) of every queue this host serves.
     pub fn served_queues(&self) -> Vec<(String, usize)> {
         self.registry

@@ -84,6 +84,8 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<Status>,
+    /// Only open executions (scheduled or started).
+    pub open: bool,
     pub activity_type: Option<String>,
     pub task_queue: Option<String>,
     /// Only ids starting with this.
@@ -124,13 +126,14 @@ impl ListFilter {
 
     fn fingerprint(&self) -> [u8; 8] {
         let filters = format!(
-            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{}",
             self.status,
             self.activity_type,
             self.task_queue,
             self.id_prefix,
             self.scheduled_after,
-            self.scheduled_before
+            self.scheduled_before,
+            self.open
         );
         blake3::hash(filters.as_bytes()).as_bytes()[..8].try_into().expect("8 of 32 bytes")
     }

@@ -251,6 +251,9 @@ impl Store for PostgresStore {
     async fn list(&self, filter: ListFilter) -> Result<(Vec<Execution>, Option<String>), StoreError> {
         let before = filter.position()?;
         let mut sql = format!("SELECT {COLUMNS}, seq FROM executions WHERE true");
+        if filter.open {
+            sql.push_str(" AND closed_at IS NULL");
+        }
         let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
         let mut add = |clause: &str, v: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
             params.push(v);

@@ -450,6 +450,9 @@ impl Store for SqliteStore {
         self.writer
             .exec(move |conn| {
                 let mut sql = String::from(concat!("SELECT ", columns!(), ", seq FROM executions WHERE 1 = 1"));
+                if filter.open {
+                    sql.push_str(" AND closed_at IS NULL");
+                }
                 let mut values: Vec<rusqlite::types::Value> = Vec::new();
                 let mut add = |clause: &str, v: rusqlite::types::Value| {
                     values.push(v);

@@ -17,7 +17,14 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.client import ActivityExecutionStatus, ActivityFailureError, Client
+from temporalio.client import (
+    ActivityExecutionStatus,
+    ActivityFailureError,
+    ActivityOptionsKeys,
+    ActivityOptionsUpdate,
+    Client,
+    PendingActivityState,
+)
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityAlreadyStartedError, ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
@@ -79,6 +86,17 @@ async def wasm_types_from_a_temporal_client(client):
     await asyncio.sleep(0.3)
     await other.terminate(reason="operator said so")
     assert (await other.describe()).status == ActivityExecutionStatus.TERMINATED
+    # Operator commands: pause, update the options, unpause.
+    parked = await client.start_activity(
+        "hello", {"name": "later"}, id=new_id("parked"), task_queue="nobody-serves-this",
+        start_to_close_timeout=timedelta(seconds=10),
+    )
+    await parked.pause(reason="not now")
+    assert (await parked.describe()).run_state == PendingActivityState.PAUSED
+    options = await parked.update_options([ActivityOptionsUpdate(ActivityOptionsKeys.task_queue, "default")])
+    assert options.task_queue == "default", options
+    await parked.unpause()
+    assert await parked.result() == {"greeting": "Hello, later!"}
     print("wasm types from a temporal client: ok")
 
 

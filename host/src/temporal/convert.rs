@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use temporalio_protos::temporal::api::{activity, common, enums, failure};
+use temporalio_protos::temporal::api::{activity, common, enums, failure, taskqueue};
 use tonic::Status;
 
 use crate::activity::{
     Execution, Failure, FailureSource, Millis, RetryPolicy, Status as SluiceStatus, TimeoutType, Timeouts,
 };
+use crate::engine::OptionsChange;
 use crate::payload::{JSON, Payload};
 
 /// Several arguments of a Temporal call, kept as one Sluice payload: a JSON
@@ -315,6 +316,69 @@ pub fn timeouts_in(
         start_to_close: duration_in(start_to_close, "StartToCloseTimeout")?,
         heartbeat: duration_in(heartbeat, "HeartbeatTimeout")?,
     })
+}
+
+/// An options update: the fields its mask names (Temporal's paths, in
+/// snake_case or camelCase).
+pub fn options_change(o: activity::v1::ActivityOptions, paths: Vec<String>) -> Result<OptionsChange, Status> {
+    if paths.is_empty() {
+        return Err(Status::invalid_argument("UpdateMask is not set on request."));
+    }
+    let mut change = OptionsChange::default();
+    let mut timeouts = Timeouts::default();
+    for path in paths {
+        match path.as_str() {
+            "task_queue" | "task_queue.name" | "taskQueue" | "taskQueue.name" => {
+                change.task_queue = Some(o.task_queue.clone().map(|q| q.name).unwrap_or_default())
+            }
+            "schedule_to_close_timeout" | "scheduleToCloseTimeout" => {
+                timeouts.schedule_to_close = duration_in(o.schedule_to_close_timeout, "ScheduleToCloseTimeout")?
+            }
+            "schedule_to_start_timeout" | "scheduleToStartTimeout" => {
+                timeouts.schedule_to_start = duration_in(o.schedule_to_start_timeout, "ScheduleToStartTimeout")?
+            }
+            "start_to_close_timeout" | "startToCloseTimeout" => {
+                timeouts.start_to_close = duration_in(o.start_to_close_timeout, "StartToCloseTimeout")?
+            }
+            "heartbeat_timeout" | "heartbeatTimeout" => {
+                timeouts.heartbeat = duration_in(o.heartbeat_timeout, "HeartbeatTimeout")?
+            }
+            "retry_policy" | "retryPolicy" => {
+                change.retry = Some(retry_in(o.retry_policy.clone().unwrap_or_default())?)
+            }
+            "priority" | "priority.priority_key" | "priority.priorityKey" => {
+                match o.priority.as_ref().map_or(0, |p| p.priority_key) {
+                    p @ 1..=5 => change.priority = Some(p as u8),
+                    0 => change.priority = Some(3),
+                    p => return Err(Status::invalid_argument(format!("priority key must be 1 to 5, got {p}"))),
+                }
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "update mask path {other:?} is not supported (task_queue, the four timeouts, retry_policy, priority)"
+                )));
+            }
+        }
+    }
+    if timeouts != Timeouts::default() {
+        change.timeouts = Some(timeouts);
+    }
+    Ok(change)
+}
+
+/// An execution's options as Temporal reports them.
+pub fn options_out(e: &Execution) -> activity::v1::ActivityOptions {
+    let t = &e.timeouts;
+    activity::v1::ActivityOptions {
+        task_queue: Some(taskqueue::v1::TaskQueue { name: e.task_queue.clone(), ..Default::default() }),
+        schedule_to_close_timeout: t.schedule_to_close.map(duration_out),
+        schedule_to_start_timeout: t.schedule_to_start.map(duration_out),
+        start_to_close_timeout: t.start_to_close.map(duration_out),
+        heartbeat_timeout: t.heartbeat.map(duration_out),
+        retry_policy: Some(retry_out(&e.retry)),
+        priority: Some(priority_out(e)),
+        ..Default::default()
+    }
 }
 
 /// Describe's view of an execution.

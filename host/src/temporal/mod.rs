@@ -400,6 +400,70 @@ impl service::workflow_service_server::WorkflowService for Frontend {
         Ok(Response::new(ws::DeleteActivityExecutionResponse::default()))
     }
 
+    async fn pause_activity_execution(
+        &self,
+        req: Request<ws::PauseActivityExecutionRequest>,
+    ) -> Reply<ws::PauseActivityExecutionResponse> {
+        let r = req.into_inner();
+        self.check_namespace(&r.namespace)?;
+        let id = r.activity_id.clone();
+        self.engine.pause(&id, opt(r.run_id).as_deref()).await.map_err(|e| errors::engine(e, &id))?;
+        Ok(Response::new(ws::PauseActivityExecutionResponse::default()))
+    }
+
+    async fn unpause_activity_execution(
+        &self,
+        req: Request<ws::UnpauseActivityExecutionRequest>,
+    ) -> Reply<ws::UnpauseActivityExecutionResponse> {
+        let r = req.into_inner();
+        self.check_namespace(&r.namespace)?;
+        let id = r.activity_id.clone();
+        let jitter = convert::duration_in(r.jitter, "Jitter")?.unwrap_or_default();
+        self.engine.unpause(&id, opt(r.run_id).as_deref(), jitter).await.map_err(|e| errors::engine(e, &id))?;
+        Ok(Response::new(ws::UnpauseActivityExecutionResponse::default()))
+    }
+
+    async fn reset_activity_execution(
+        &self,
+        req: Request<ws::ResetActivityExecutionRequest>,
+    ) -> Reply<ws::ResetActivityExecutionResponse> {
+        let r = req.into_inner();
+        self.check_namespace(&r.namespace)?;
+        if convert::duration_in(r.jitter, "Jitter")?.is_some() || r.restore_original_options {
+            return Err(Status::invalid_argument(
+                "jitter and restore_original_options on reset are not supported by Sluice",
+            ));
+        }
+        let id = r.activity_id.clone();
+        let reset = crate::activity::ResetRequest { keep_paused: r.keep_paused, reset_heartbeat: r.reset_heartbeat };
+        self.engine.reset(&id, opt(r.run_id).as_deref(), reset).await.map_err(|e| errors::engine(e, &id))?;
+        Ok(Response::new(ws::ResetActivityExecutionResponse::default()))
+    }
+
+    async fn update_activity_execution_options(
+        &self,
+        req: Request<ws::UpdateActivityExecutionOptionsRequest>,
+    ) -> Reply<ws::UpdateActivityExecutionOptionsResponse> {
+        let r = req.into_inner();
+        self.check_namespace(&r.namespace)?;
+        if r.restore_original {
+            return Err(Status::invalid_argument("restore_original is not supported by Sluice"));
+        }
+        let id = r.activity_id.clone();
+        let change = convert::options_change(
+            r.activity_options.unwrap_or_default(),
+            r.update_mask.map(|m| m.paths).unwrap_or_default(),
+        )?;
+        let e = self
+            .engine
+            .update_options(&id, opt(r.run_id).as_deref(), change)
+            .await
+            .map_err(|e| errors::engine(e, &id))?;
+        Ok(Response::new(ws::UpdateActivityExecutionOptionsResponse {
+            activity_options: Some(convert::options_out(&e)),
+        }))
+    }
+
     async fn poll_activity_task_queue(
         &self,
         req: Request<ws::PollActivityTaskQueueRequest>,

@@ -245,11 +245,11 @@ async def main():
     await a_temporal_worker_serves_a_sluice_queue(client)
     await errors_are_the_sdks_own(client)
     print("all ok")
+    # The SDK's native runtime sometimes aborts while asyncio and the
+    # interpreter tear it down (after everything here passed): leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 asyncio.run(main())
-# The SDK's native runtime sometimes aborts while the interpreter tears it
-# down (after every scenario has passed): leave without the teardown.
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)

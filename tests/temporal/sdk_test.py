@@ -1,6 +1,6 @@
 """The official `temporalio` Python SDK against Sluice's Temporal frontend.
 
-Usage: python3 sdk_test.py ADDRESS SLUICE_BIN
+Usage: python3 sdk_test.py ADDRESS SLUICE_BIN [--auth]
 
 Code written for a Temporal server, with only the address changed. Each
 scenario asserts what the SDK sees; the first failure ends the run with a
@@ -236,10 +236,42 @@ async def errors_are_the_sdks_own(client):
         raise AssertionError("an unknown namespace is NOT_FOUND")
     except RPCError as e:
         assert e.status == RPCStatusCode.NOT_FOUND and "Namespace nope is not found." in e.message, e
+    # The raw service: reset and delete, which the handle does not wrap.
+    from temporalio.api.workflowservice.v1 import DeleteActivityExecutionRequest, ResetActivityExecutionRequest
+    parked = await client.start_activity("hello", {"name": "x"}, id=new_id("raw"), task_queue="nobody-serves-this",
+                                         start_to_close_timeout=timedelta(seconds=10))
+    await client.workflow_service.reset_activity_execution(
+        ResetActivityExecutionRequest(namespace="default", activity_id=parked.id, reset_heartbeat=True))
+    await parked.terminate(reason="done")
+    await client.workflow_service.delete_activity_execution(
+        DeleteActivityExecutionRequest(namespace="default", activity_id=parked.id))
+    try:
+        await parked.describe()
+        raise AssertionError("a deleted activity is gone")
+    except RPCError as e:
+        assert e.status == RPCStatusCode.NOT_FOUND, e
     print("errors are the sdk's own: ok")
 
 
+async def bearer_tokens_guard_the_temporal_service(address):
+    """With `--auth ADDRESS`: a server that requires the token `secret`."""
+    client = await Client.connect(address, api_key="secret", tls=False)
+    h = await client.start_activity("hello", {"name": "auth"}, id=new_id("auth"), task_queue="default",
+                                    start_to_close_timeout=timedelta(seconds=10))
+    assert await h.result() == {"greeting": "Hello, auth!"}
+    try:
+        await Client.connect(address)
+        raise AssertionError("no token, no service")
+    except Exception as e:
+        assert "Unauthenticated" in str(e) or "UNAUTHENTICATED" in str(e), e
+    print("bearer tokens guard the temporal service: ok")
+
+
 async def main():
+    if len(sys.argv) > 3 and sys.argv[3] == "--auth":
+        await bearer_tokens_guard_the_temporal_service(ADDRESS)
+        sys.stdout.flush()
+        os._exit(0)
     client = await Client.connect(ADDRESS)
     await wasm_types_from_a_temporal_client(client)
     await a_temporal_worker_serves_a_sluice_queue(client)

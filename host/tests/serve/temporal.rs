@@ -128,3 +128,19 @@ fn the_same_temporal_code_sees_the_same_on_sluice_as_on_the_temporal_dev_server(
     assert!(differ.is_empty(), "Sluice and Temporal disagree:\n{}", differ.join("\n"));
     assert!(on_sluice.as_object().unwrap().len() >= 18, "every scenario ran: {on_sluice}");
 }
+
+#[test]
+fn bearer_tokens_guard_the_temporal_service_as_they_guard_sluices() {
+    let python = python_with_temporalio();
+    let hash = sluice::api::hash_token("secret");
+    let (server, _dir) = Server::start(&format!("[server.auth]\ntokens_sha256 = [\"{hash}\"]\n"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/temporal/sdk_test.py");
+    let address = server.addr.trim_start_matches("http://");
+    let out = Command::new(python)
+        .args([script, address, env!("CARGO_BIN_EXE_sluice"), "--auth"])
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the auth scenario failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("bearer tokens guard the temporal service: ok"), "{stdout}");
+}

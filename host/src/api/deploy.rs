@@ -83,11 +83,17 @@ async fn write(
                 "the upload is longer than its header's size ({size} bytes)"
             )));
         }
-        file.write_all(&data).map_err(internal)?;
+        // Written off the async workers (the page cache may throttle).
+        file = tokio::task::spawn_blocking(move || file.write_all(&data).map(|()| file))
+            .await
+            .map_err(|e| Status::internal(format!("cannot write the upload: {e}")))?
+            .map_err(internal)?;
     }
     if written < size {
         return Err(Status::invalid_argument(format!("the upload is truncated: {written} of {size} bytes arrived")));
     }
-    file.sync_all().map_err(internal)?;
-    Ok(())
+    tokio::task::spawn_blocking(move || file.sync_all())
+        .await
+        .map_err(|e| Status::internal(format!("cannot write the upload: {e}")))?
+        .map_err(internal)
 }

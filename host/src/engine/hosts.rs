@@ -65,7 +65,11 @@ impl Engine {
                 continue;
             }
             let name = record.name.clone();
-            if let Err(e) = self.fetch_components(&record).await.and_then(|()| self.install(record)) {
+            let installed = match self.fetch_components(&record).await {
+                Ok(()) => self.install_blocking(record).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = installed {
                 tracing::error!("activity type {name} changed on another host and cannot load here: {e}");
             }
         }

@@ -295,8 +295,15 @@ impl Engine {
         let _serial = self.type_changes.lock().await;
         let record = self.store.change_type(change).await?;
         self.fetch_components(&record).await.map_err(EngineError::Internal)?;
-        self.install(record.clone()).map_err(EngineError::Internal)?;
+        self.install_blocking(record.clone()).await.map_err(EngineError::Internal)?;
         Ok(record)
+    }
+
+    /// `install`, on a blocking thread: loading a component may compile it
+    /// (seconds of cranelift), which must not hold up an async worker.
+    pub(super) async fn install_blocking(self: &Arc<Self>, record: TypeRecord) -> Result<(), String> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.install(record)).await.map_err(|e| e.to_string())?
     }
 
     /// Installs a stored type: its settings, its versions' components, its
@@ -419,7 +426,11 @@ impl Engine {
         }
         for record in self.store.types().await? {
             let name = record.name.clone();
-            if let Err(e) = self.fetch_components(&record).await.and_then(|()| self.install(record)) {
+            let installed = match self.fetch_components(&record).await {
+                Ok(()) => self.install_blocking(record).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = installed {
                 if config.activities.contains_key(&name) {
                     anyhow::bail!(e);
                 }

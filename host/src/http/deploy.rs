@@ -81,9 +81,23 @@ pub(crate) async fn deploy(
         return error(Status::invalid_argument("the body is empty: send the component's bytes"));
     }
     let file = engine.upload_path();
-    if let Err(e) = std::fs::write(&file, &bytes).and_then(|_| std::fs::File::open(&file)?.sync_all()) {
-        let _ = std::fs::remove_file(&file);
-        return error(Status::internal(format!("cannot write the upload: {e}")));
+    // Up to the component cap (256 MiB by default), written and fsynced off
+    // the async workers.
+    let written = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = std::fs::write(&file, &bytes).and_then(|_| std::fs::File::open(&file)?.sync_all());
+            if result.is_err() {
+                let _ = std::fs::remove_file(&file);
+            }
+            result
+        })
+        .await
+    };
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error(Status::internal(format!("cannot write the upload: {e}"))),
+        Err(e) => return error(Status::internal(format!("cannot write the upload: {e}"))),
     }
     let by = match &caller.token {
         Some(t) => format!("http (token {t}…)"),

@@ -236,6 +236,40 @@ async def errors_are_the_sdks_own(client):
         raise AssertionError("an unknown namespace is NOT_FOUND")
     except RPCError as e:
         assert e.status == RPCStatusCode.NOT_FOUND and "Namespace nope is not found." in e.message, e
+    # Starts the SDK would refuse itself, sent raw: the server's own texts.
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.common.v1 import ActivityType, Payload, Payloads
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import (
+        StartActivityExecutionRequest,
+        UpdateActivityExecutionOptionsRequest,
+    )
+
+    async def refused(req, rpc="start_activity_execution"):
+        try:
+            await getattr(client.workflow_service, rpc)(req)
+            raise AssertionError(f"{req} was accepted")
+        except RPCError as e:
+            assert e.status == RPCStatusCode.INVALID_ARGUMENT, e
+            return e.message
+
+    base = dict(namespace="default", activity_id="raw-1", task_queue=TaskQueue(name="elsewhere"),
+                start_to_close_timeout=Duration(seconds=10))
+    assert await refused(StartActivityExecutionRequest(**base)) == "activityType is not set"
+    typed = dict(base, activity_type=ActivityType(name="unknown-type"))
+    assert await refused(StartActivityExecutionRequest(**dict(typed, task_queue=None))) == "missing task queue name"
+    untimed = dict(typed, start_to_close_timeout=None)
+    assert await refused(StartActivityExecutionRequest(**untimed)) == (
+        "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. "
+        "ActivityId=raw-1 ActivityType=unknown-type")
+    delayed = dict(typed, start_delay=Duration(seconds=5))
+    assert await refused(StartActivityExecutionRequest(**delayed)) == "start_delay is not supported by Sluice"
+    proto = Payloads(payloads=[Payload(metadata={"encoding": b"binary/protobuf"}, data=b"\x08\x01")])
+    message = await refused(StartActivityExecutionRequest(**dict(typed, input=proto)))
+    assert message.startswith("input: binary/protobuf payloads are not supported"), message
+    no_mask = UpdateActivityExecutionOptionsRequest(namespace="default", activity_id="raw-1")
+    assert await refused(no_mask, "update_activity_execution_options") == "UpdateMask is not set on request."
+
     # The raw service: reset and delete, which the handle does not wrap.
     from temporalio.api.workflowservice.v1 import DeleteActivityExecutionRequest, ResetActivityExecutionRequest
     parked = await client.start_activity("hello", {"name": "x"}, id=new_id("raw"), task_queue="nobody-serves-this",

@@ -55,8 +55,12 @@ impl Engine {
         Ok(lost)
     }
 
-    /// Applies type changes other hosts committed.
+    /// Applies type changes other hosts committed (a store only this host
+    /// uses has none: nothing to read).
     async fn refresh_types(self: &Arc<Self>) -> Result<(), crate::store::StoreError> {
+        if !self.store.shared() {
+            return Ok(());
+        }
         // Read under the lock: a record read before a change made here
         // would undo it.
         let _serial = self.type_changes.lock().await;

@@ -248,7 +248,7 @@ impl Engine {
     /// Puts a component stored here where the other hosts of a shared store
     /// can fetch it, before any type names it.
     async fn share_component(&self, hash: &str) -> Result<(), crate::store::StoreError> {
-        if self.store.hints().is_none() {
+        if !self.store.shared() {
             return Ok(());
         }
         let path = component_path(&self.components, hash);

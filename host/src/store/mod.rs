@@ -425,6 +425,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether other hosts may share this store (their type changes and
+    /// components come through it).
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// What other hosts commit, as hints to act sooner (`None`: only this
     /// host uses the store). Every loop polls as well: a lost hint delays
     /// work, never loses it.

@@ -416,13 +416,18 @@ async fn claim(tx: &Transaction<'_>, c: &ClaimJob, hints: &mut Vec<String>) -> R
         .await?;
     let standing = tx.prepare_cached("SELECT served FROM fairness WHERE task_queue = $1 AND fairness_key = $2").await?;
     let (now, limit) = (c.now as i64, c.limit as i64);
+    // One key has nothing to share: its standing is neither read nor kept.
+    let several = keys.len() > 1;
     let mut lanes = Vec::with_capacity(keys.len());
     for key in keys {
         let rows = tx.query(&heads, &[&c.queue, &key, &now, &limit, &c.types]).await?;
         let rows = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         let Some(head) = rows.first() else { continue };
         let weight = head.value.fairness.as_ref().map_or(1.0, |f| f.weight);
-        let served = tx.query_opt(&standing, &[&c.queue, &key]).await?.map(|r| r.get::<_, f64>(0));
+        let served = match several {
+            true => tx.query_opt(&standing, &[&c.queue, &key]).await?.map(|r| r.get::<_, f64>(0)),
+            false => None,
+        };
         lanes.push(Lane { key, weight, served, rows: rows.into_iter().map(|v| (v.value.priority, v)).collect() });
     }
     let (picked, standing) = fair::interleave(lanes, c.limit);

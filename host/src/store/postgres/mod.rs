@@ -504,6 +504,10 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn hints(&self) -> Option<broadcast::Receiver<Hint>> {
         Some(self.hints.subscribe())
     }

@@ -215,6 +215,8 @@ fn fair_heads(
          ORDER BY priority, dispatch_at, seq LIMIT ?4",
         types_clause(types, 5)
     );
+    // One key has nothing to share: its standing is neither read nor kept.
+    let several = keys.len() > 1;
     let mut lanes = Vec::with_capacity(keys.len());
     for key in keys {
         let mut values: Vec<rusqlite::types::Value> =
@@ -223,10 +225,13 @@ fn fair_heads(
         let rows = collect(conn.prepare_cached(&sql)?.query_map(rusqlite::params_from_iter(values), row_exec)?)?;
         let Some(head) = rows.first() else { continue };
         let weight = head.value.fairness.as_ref().map_or(1.0, |f| f.weight);
-        let served = conn
-            .prepare_cached("SELECT served FROM fairness WHERE task_queue = ?1 AND fairness_key = ?2")?
-            .query_row([queue, &key], |r| r.get(0))
-            .optional()?;
+        let served = match several {
+            true => conn
+                .prepare_cached("SELECT served FROM fairness WHERE task_queue = ?1 AND fairness_key = ?2")?
+                .query_row([queue, &key], |r| r.get(0))
+                .optional()?,
+            false => None,
+        };
         let rows = rows.into_iter().map(|v| (v.value.priority, v)).collect();
         lanes.push(Lane { key, weight, served, rows });
     }

@@ -222,13 +222,20 @@ async fn an_activity_streams_its_events_as_server_sent_events() {
     assert!(seen.contains(&"progress".to_string()) && seen.contains(&"heartbeat".to_string()), "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("transition"), "{seen:?}");
 
-    // A log record streams as the attempt writes it (here, before it goes pending).
-    let start = json!({"activity_id": "sse-2", "activity_type": "misbehaving", "input": {"json": {"do": "pending"}}});
+    // A log record streams as the attempt writes it (here, before it goes
+    // pending). The execution waits on a queue nobody serves until the
+    // stream is open, so the record cannot come before it.
+    let start = json!({"activity_id": "sse-2", "activity_type": "misbehaving", "task_queue": "parked",
+                       "input": {"json": {"do": "pending"}}});
     assert_eq!(json_request(&server, "POST", "/api/v1/activities", Some(start)).0, 200);
     let mut s = TcpStream::connect(&server.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET /api/v1/activities/sse-2/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut lines = BufReader::new(s).lines().map(|l| l.unwrap());
+    // The snapshot is sent once the stream follows the execution.
+    assert!(lines.by_ref().any(|l| l == "event: snapshot"), "the stream opens with a snapshot");
+    let moved = server.cli(&["update-options", "sse-2", "--queue", "default"]);
+    assert!(moved.status.success(), "{}", String::from_utf8_lossy(&moved.stderr));
     let mut last_event = String::new();
     let log = loop {
         let line = lines.next().expect("the stream goes on");

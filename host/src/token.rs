@@ -27,6 +27,33 @@ pub enum TokenError {
     BadSignature,
 }
 
+/// An attempt's task token as handed to its runner: signed only when asked
+/// for, since most attempts never ask.
+#[derive(Clone)]
+pub enum AttemptToken {
+    Unsigned {
+        signer: std::sync::Arc<TokenSigner>,
+        token: TaskToken,
+    },
+    /// Already made (a local run has no server to verify one).
+    Fixed(String),
+}
+
+impl AttemptToken {
+    pub fn get(&self) -> String {
+        match self {
+            AttemptToken::Unsigned { signer, token } => signer.sign(token),
+            AttemptToken::Fixed(s) => s.clone(),
+        }
+    }
+}
+
+impl From<&str> for AttemptToken {
+    fn from(s: &str) -> Self {
+        AttemptToken::Fixed(s.to_string())
+    }
+}
+
 /// Signs and verifies tokens with the host secret.
 #[derive(Clone)]
 pub struct TokenSigner {

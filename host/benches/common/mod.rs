@@ -26,7 +26,7 @@ pub fn request(input: serde_json::Value) -> AttemptRequest {
         },
         input: Payload::json(&input),
         last_heartbeat: None,
-        task_token: String::new(),
+        task_token: "".into(),
         limits: Limits { timeout: Some(Duration::from_secs(10)), ..Limits::default() },
         grants: Grants::default(),
         control: std::sync::Arc::new(AttemptControl::new()),

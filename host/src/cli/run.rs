@@ -213,7 +213,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         last_heartbeat,
         // `sluice run` has no server to complete against; the token only
         // names the attempt so a guest's hand-off code can be exercised.
-        task_token: format!("local:{activity_id}:{}", args.attempt),
+        task_token: crate::token::AttemptToken::Fixed(format!("local:{activity_id}:{}", args.attempt)),
         limits,
         grants,
         control: control.clone(),

@@ -39,7 +39,7 @@ pub(super) async fn run(
         info: info(&engine, &exec, deadline),
         input: exec.input.clone(),
         last_heartbeat: exec.heartbeat_details.clone(),
-        task_token: engine.task_token(&exec),
+        task_token: engine.attempt_token(&exec),
         version: exec.version.clone(),
         timeout: deadline.map(|d| Duration::from_millis(d.saturating_sub(now).max(1))),
         control: control.clone(),

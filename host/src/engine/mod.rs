@@ -40,7 +40,7 @@ use crate::activity::{Execution, Millis, RetryPolicy};
 use crate::config::{ActivityConfig, Config};
 use crate::sandbox::InterruptReason;
 use crate::store::Store;
-use crate::token::{TaskToken, TokenSigner};
+use crate::token::{AttemptToken, TaskToken, TokenSigner};
 
 pub use batch::{BatchOp, BatchReport, MAX_BATCH};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
@@ -85,7 +85,7 @@ pub struct Engine {
     /// Type changes one at a time: each is committed, then installed.
     type_changes: tokio::sync::Mutex<()>,
     running: RunningAttempts,
-    signer: TokenSigner,
+    signer: Arc<TokenSigner>,
     events: broadcast::Sender<EngineEvent>,
     closes: closes::Closes,
     wake: Wakeups,
@@ -129,7 +129,7 @@ impl Engine {
         runner: Arc<dyn AttemptRunner>,
     ) -> anyhow::Result<Arc<Engine>> {
         let host_id = config.host_id();
-        let signer = TokenSigner::new(store.secret().await?);
+        let signer = Arc::new(TokenSigner::new(store.secret().await?));
         let engine = Arc::new(Engine {
             store,
             runner,
@@ -266,11 +266,13 @@ impl Engine {
 
     /// The signed task token naming the current attempt of `e`.
     fn task_token(&self, e: &Execution) -> String {
-        self.signer.sign(&TaskToken {
-            activity_id: e.activity_id.clone(),
-            run_id: e.run_id.clone(),
-            attempt: e.attempt,
-        })
+        self.attempt_token(e).get()
+    }
+
+    /// The task token of `e`'s current attempt, signed when asked for.
+    fn attempt_token(&self, e: &Execution) -> AttemptToken {
+        let token = TaskToken { activity_id: e.activity_id.clone(), run_id: e.run_id.clone(), attempt: e.attempt };
+        AttemptToken::Unsigned { signer: self.signer.clone(), token }
     }
 
     pub fn stats(&self) -> &Stats {

@@ -115,7 +115,9 @@ impl Engine {
     }
 
     pub(super) fn publish(&self, e: &Execution, attempt: u32, at: Millis, kind: EventKind) {
-        // No receivers is fine: nobody is watching.
+        if self.events.receiver_count() == 0 {
+            return; // nobody is watching
+        }
         let _ = self.events.send(EngineEvent {
             activity_id: e.activity_id.clone(),
             run_id: e.run_id.clone(),

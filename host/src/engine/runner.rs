@@ -25,7 +25,7 @@ pub struct AttemptCall {
     pub input: Payload,
     /// The latest heartbeat details of earlier attempts, if any.
     pub last_heartbeat: Option<Payload>,
-    pub task_token: String,
+    pub task_token: crate::token::AttemptToken,
     /// The component version to run (a label of the type's).
     pub version: Option<String>,
     /// Time left until the attempt's deadline; the runner stops it then.

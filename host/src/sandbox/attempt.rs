@@ -31,7 +31,7 @@ pub struct AttemptRequest {
     pub input: Payload,
     /// Details of the latest heartbeat of earlier attempts, if any.
     pub last_heartbeat: Option<Payload>,
-    pub task_token: String,
+    pub task_token: crate::token::AttemptToken,
     pub limits: Limits,
     pub grants: Grants,
     pub control: Arc<AttemptControl>,

@@ -17,7 +17,7 @@ const MAX_PROGRESS_MESSAGE: usize = 4096;
 /// Per-attempt state behind the context imports.
 pub(crate) struct ActivityHost {
     pub info: ActivityInfo,
-    pub task_token: String,
+    pub task_token: crate::token::AttemptToken,
     pub control: Arc<AttemptControl>,
     pub events: Option<UnboundedSender<AttemptEvent>>,
     /// Latest heartbeat details: the previous attempt's until this one
@@ -85,7 +85,7 @@ impl context::Host for ActivityHost {
     }
 
     fn task_token(&mut self) -> wasmtime::Result<String> {
-        Ok(self.task_token.clone())
+        Ok(self.task_token.get())
     }
 
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {

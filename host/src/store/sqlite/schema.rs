@@ -105,6 +105,17 @@ const MIGRATIONS: &[Migration] = &[
     CREATE TABLE rate_buckets (task_queue TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);",
         data: None,
     },
+    Migration {
+        // 5: cheaper writes per transition. The history's length as a
+        // column, so an entry is appended as text without parsing the array
+        // (NULL in older rows: counted once, at their next append). Completed
+        // runs, most rows, leave the status index: listing them scans by
+        // seq, where nearly every row matches anyway.
+        sql: "ALTER TABLE executions ADD COLUMN history_len INTEGER;
+    DROP INDEX executions_status;
+    CREATE INDEX executions_status ON executions (status, seq) WHERE status <> 'completed';",
+        data: None,
+    },
 ];
 
 /// Migration 2's data step: rows whose `state` holds the whole execution.
@@ -241,5 +252,40 @@ mod tests {
         assert_eq!(deadline, 11_000, "an overflowed deadline is recomputed: started at 2 s + 9 s");
         let state: String = conn.query_row("SELECT state FROM executions", [], |r| r.get(0)).unwrap();
         assert!(!state.contains("input") && state.len() < 200, "the input is no longer in the state: {state}");
+    }
+
+    #[test]
+    fn a_history_written_before_version_5_is_counted_at_its_next_append() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let e = Execution::new(
+            NewExecution {
+                activity_id: "a".into(),
+                run_id: "r".into(),
+                activity_type: "t".into(),
+                task_queue: "q".into(),
+                input: Payload::json(&1),
+                priority: 2,
+                request_id: None,
+                timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
+                retry: Default::default(),
+                cancel_grace: Duration::from_secs(3),
+                pinned_version: None,
+                trace: None,
+                fairness: None,
+            },
+            1_000,
+        )
+        .unwrap();
+        let encoded = crate::store::rows::Encoded::new(e.clone()).unwrap();
+        super::super::insert(&conn, &encoded, r#"{"n":1}"#).unwrap();
+        // As an older build left it: entries, no count.
+        conn.execute(r#"UPDATE executions SET history = '[{"n":1},{"n":2}]', history_len = NULL"#, []).unwrap();
+        let row = crate::store::rows::Row::new(&e, false).unwrap();
+        let v = super::super::write(&conn, &row, 1, Some(r#"{"n":3}"#)).unwrap();
+        super::super::write(&conn, &row, v, None).unwrap();
+        let (history, len): (String, i64) =
+            conn.query_row("SELECT history, history_len FROM executions", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((history.as_str(), len), (r#"[{"n":1},{"n":2},{"n":3}]"#, 3));
     }
 }

@@ -34,10 +34,12 @@ type Activities = pb::activity_service_client::ActivityServiceClient<Channel>;
 
 fn config() -> String {
     format!(
-        "[store]\npath = \"sluice.db\"\n[sandbox]\npool_instances = 512\ncache_dir = \"{}\"\n\
-         [queues.default]\nslots = 256\n\
+        "[store]\npath = \"sluice.db\"\n[sandbox]\npool_instances = {}\ncache_dir = \"{}\"\n\
+         [queues.default]\nslots = {}\n\
          [activities.noop]\ncomponent = \"{}\"\nstart_to_close_timeout = \"60s\"\n",
+        env("SLUICE_BENCH_SLOTS", 256) * 2,
         test_common::cache_dir().display(),
+        env("SLUICE_BENCH_SLOTS", 256),
         sluice_test_programs::NOOP
     )
 }

@@ -20,7 +20,7 @@ const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 pub(super) async fn run(
     engine: Arc<Engine>,
     claimed: Committed,
-    _slots: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    slots: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 ) {
     let Committed { value: exec, version, .. } = claimed;
     let now = engine.clock.now();
@@ -78,6 +78,9 @@ pub(super) async fn run(
         beat.record(&engine, &exec, event, &mut logs);
     }
     engine.running.remove(&exec.run_id);
+    // A slot is a place to run a guest: it is free once the guest is done,
+    // while the outcome is written (a store round trip, and an fsync).
+    drop(slots);
     Box::pin(finish(&engine, &exec, report, beat.progress.take(), logs, known)).await;
     engine.wake.wake_queue(&exec.task_queue);
 }

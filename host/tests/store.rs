@@ -281,7 +281,7 @@ fn reopen_after(sql: &str) -> String {
 async fn a_newer_schema_is_refused() {
     let err = reopen_after("PRAGMA user_version = 99");
     assert!(
-        err.ends_with("the store has schema version 99, newer than this sluice understands (4); upgrade sluice"),
+        err.ends_with("the store has schema version 99, newer than this sluice understands (5); upgrade sluice"),
         "{err}"
     );
 }
@@ -293,7 +293,7 @@ async fn a_store_whose_tables_differ_from_its_version_is_refused_at_open() {
     assert!(err.contains("table executions has columns [seq, run_id,"), "{err}");
     assert!(
         err.ends_with(
-            "state, history, options, input_encoding, input, closed_at, fairness_key]; the store was written by an \
+            "state, history, options, input_encoding, input, closed_at, fairness_key, history_len]; the store was written by an \
              incompatible build of sluice: move it aside"
         ),
         "{err}"
@@ -306,6 +306,7 @@ async fn a_batch_of_starts_is_admitted_in_order(store: Arc<dyn Store>) {
         exec: exec("same", run, "q", 3, 0),
         conflict: ConflictPolicy::Fail,
         reuse: ReusePolicy::AllowDuplicate,
+        started: None,
     };
     let outcomes = store
         .start_many(vec![new("r1"), new("r2"), NewStart { exec: exec("other", "r3", "q", 3, 0), ..new("r3") }])
@@ -332,6 +333,32 @@ async fn history_keeps_its_first_entry_and_the_latest_ones(store: Arc<dyn Store>
     assert_eq!(history[0].kind, HistoryKind::Scheduled);
     assert_eq!(history[1].attempt, 51);
     assert_eq!(history.last().unwrap().attempt, 249);
+}
+
+async fn an_eager_start_is_inserted_started_with_both_entries(store: Arc<dyn Store>) {
+    use sluice::activity::{Change, Transition};
+    use sluice::store::NewStart;
+    let mut e = exec("eager", "r1", "q", 3, 0);
+    let change = e.start("host/wasm", Some("v2"), 5).unwrap();
+    let started = Some(Transition::new(change, &e, 5));
+    let new = NewStart { exec: e, conflict: ConflictPolicy::Fail, reuse: ReusePolicy::AllowDuplicate, started };
+    let outcome = store.start_many(vec![new]).await.unwrap().remove(0);
+    assert!(matches!(&outcome, StartOutcome::Created(c) if matches!(c.transition.change, Change::Scheduled)));
+    assert!(store.claim("q", None, "w", Default::default(), 10, 1_000).await.unwrap().is_empty(), "nothing to claim");
+    let d = described(&store, "eager", None).await.unwrap();
+    assert_eq!(
+        (d.exec.value.status, d.exec.value.worker.as_deref(), d.exec.value.version.as_deref()),
+        (Status::Started, Some("host/wasm"), Some("v2"))
+    );
+    let kinds: Vec<HistoryKind> = d.history.iter().map(|h| h.kind).collect();
+    assert_eq!(kinds, [HistoryKind::Scheduled, HistoryKind::Started]);
+    assert_eq!(store.started_by("host/").await.unwrap().len(), 1, "its host's recovery finds it");
+    assert_eq!(store.next_deadline().await.unwrap(), Some(10_005), "its start-to-close deadline is armed");
+    // It goes on like any started run.
+    let entry =
+        HistoryEntry { at: 9, attempt: 1, kind: HistoryKind::Closed(Status::Completed), detail: serde_json::json!({}) };
+    store.update(&d.exec.value, d.exec.version, Some(&entry), &[]).await.unwrap();
+    assert_eq!(described(&store, "eager", None).await.unwrap().history.len(), 3);
 }
 
 fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
@@ -371,7 +398,8 @@ on_both_stores!(
     deadlines_are_indexed_for_the_timer,
     logs_history_and_pages,
     history_keeps_its_first_entry_and_the_latest_ones,
-    a_batch_of_starts_is_admitted_in_order
+    a_batch_of_starts_is_admitted_in_order,
+    an_eager_start_is_inserted_started_with_both_entries
 );
 
 /// Hosts of one PostgreSQL database: each claims what no other holds, sees

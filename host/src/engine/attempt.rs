@@ -80,9 +80,14 @@ pub(super) async fn run(
     engine.running.remove(&exec.run_id);
     // A slot is a place to run a guest: it is free once the guest is done,
     // while the outcome is written (a store round trip, and an fsync).
+    let type_capped = engine.registry.get(&exec.activity_type).is_some_and(|t| t.slots.is_some());
     drop(slots);
+    if type_capped {
+        // The dispatcher may have passed the type over for want of a slot
+        // of its own (a queue slot wakes it by itself).
+        engine.wake.wake_queue(&exec.task_queue);
+    }
     Box::pin(finish(&engine, &exec, report, beat.progress.take(), logs, known)).await;
-    engine.wake.wake_queue(&exec.task_queue);
 }
 
 fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {

@@ -3,6 +3,7 @@
 //! the long-polls of external workers.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::Engine;
@@ -18,6 +19,9 @@ pub(super) struct Want<'a> {
     pub types: Option<Vec<String>>,
     pub worker: &'a str,
     pub limit: usize,
+    /// The queue's idle flag, for a dispatcher: set while it waits with
+    /// nothing to claim.
+    pub idle: Option<&'a AtomicBool>,
 }
 
 impl Engine {
@@ -37,6 +41,12 @@ impl Engine {
         // Woken from here on: a start committed during the claim is not missed.
         notified.as_mut().enable();
         let nothing_eligible = want.types.as_ref().is_some_and(Vec::is_empty);
+        let set_idle = |idle: bool| {
+            if let Some(flag) = want.idle {
+                flag.store(idle, Ordering::Release);
+            }
+        };
+        set_idle(false);
         if !nothing_eligible {
             let now = self.clock.now();
             let claimed = self
@@ -51,6 +61,7 @@ impl Engine {
             }
         }
         drop(guard);
+        set_idle(true);
         let next =
             if nothing_eligible { None } else { self.store.next_dispatch(want.queue, want.types.clone()).await? };
         let idle = MAX_IDLE.min(self.store.poll_interval());

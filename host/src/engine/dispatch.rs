@@ -60,7 +60,8 @@ pub(super) async fn run(engine: Arc<Engine>, queue: Arc<Queue>) {
                 }
             }
         }
-        let want = Want { queue: &queue.name, types: Some(types), worker: &engine.worker_id, limit };
+        let want =
+            Want { queue: &queue.name, types: Some(types), worker: &engine.worker_id, limit, idle: Some(&queue.idle) };
         let stop = async {
             let _ = shutdown.changed().await;
         };

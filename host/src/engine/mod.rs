@@ -9,6 +9,7 @@ mod claim;
 mod clock;
 mod closes;
 mod dispatch;
+mod eager;
 mod error;
 mod events;
 mod hints;
@@ -65,6 +66,9 @@ struct Queue {
     types: std::sync::RwLock<Vec<String>>,
     /// Dispatches per second; `Some(0.0)` pauses the queue.
     rate_limit: Option<f64>,
+    /// Set while the dispatcher waits with nothing to claim: a start may
+    /// then take a free slot itself (`eager`).
+    idle: std::sync::atomic::AtomicBool,
 }
 
 pub struct Engine {

@@ -91,6 +91,8 @@ impl Engine {
                 self.running.set_paused(&e.run_id, false);
                 self.wake.wake_queue(&e.task_queue);
             }
+            // An eager start runs already: nothing to dispatch.
+            Change::Scheduled if e.status == Status::Started => {}
             Change::Scheduled | Change::Reset { pending: false } | Change::OptionsUpdated => {
                 self.wake.wake_queue(&e.task_queue)
             }

@@ -9,7 +9,7 @@ use super::mutate::Mutated;
 use super::{Engine, EngineError, EventKind, HeartbeatAnswer, StartRequest, StartResponse, Target};
 use crate::activity::{Change, Execution, Failure, Fairness, Millis, NewExecution, Reject, Status};
 use crate::payload::Payload;
-use crate::store::{NewStart, StartOutcome};
+use crate::store::{Committed, NewStart, StartOutcome};
 use crate::token::TaskToken;
 
 /// The activity id of a start that names only a request id: a UUID made
@@ -46,15 +46,21 @@ impl Engine {
         // The valid starts go to the store (moved, inputs not copied); each
         // request keeps its activity id or its refusal, in order.
         let mut valid = Vec::with_capacity(reqs.len());
+        // Per valid start: the slots and `started` transition of an eager one.
+        let mut eager = Vec::with_capacity(reqs.len());
         let ids: Vec<Result<String, EngineError>> = reqs
             .into_iter()
             .map(|r| {
-                let start = self.prepare_start(r, now)?;
+                let mut start = self.prepare_start(r, now)?;
                 let id = start.exec.activity_id.clone();
+                let slots = self.start_eagerly(&mut start.exec, now);
+                start.started = slots.as_ref().map(|(_, t)| t.clone());
+                eager.push(slots);
                 valid.push(start);
                 Ok(id)
             })
             .collect();
+        let mut eager = eager.into_iter();
         let mut outcomes = match self.store.start_many(valid).await {
             Ok(o) => o.into_iter(),
             Err(e) => {
@@ -65,10 +71,17 @@ impl Engine {
         ids.into_iter()
             .map(|id| {
                 let activity_id = id?;
+                let eager = eager.next().expect("one per valid start");
                 match outcomes.next().expect("one outcome per valid start") {
                     StartOutcome::Created(c) => {
                         self.act(&c.value, &c.transition, now);
-                        Ok(StartResponse { activity_id, run_id: c.value.run_id, created: true })
+                        let run_id = c.value.run_id.clone();
+                        if let Some((slots, started)) = eager {
+                            self.act(&c.value, &started, now);
+                            let claimed = Committed { value: c.value, version: c.version, transition: started };
+                            tokio::spawn(Box::pin(super::attempt::run(self.clone(), claimed, slots)));
+                        }
+                        Ok(StartResponse { activity_id, run_id, created: true })
                     }
                     StartOutcome::Existing(v) => {
                         Ok(StartResponse { activity_id, run_id: v.value.run_id, created: false })
@@ -149,7 +162,7 @@ impl Engine {
             },
             now,
         )?;
-        Ok(NewStart { exec, conflict, reuse })
+        Ok(NewStart { exec, conflict, reuse, started: None })
     }
 
     /// Resolves a completion target to (activity id, run id, attempt).

@@ -33,7 +33,7 @@ impl Engine {
         check_name("task_queue", queue)?;
         check_name("identity", identity)?;
         let worker = format!("{EXTERNAL_PREFIX}{identity}");
-        let want = Want { queue, types: (!types.is_empty()).then_some(types), worker: &worker, limit: 1 };
+        let want = Want { queue, types: (!types.is_empty()).then_some(types), worker: &worker, limit: 1, idle: None };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some((claimed, ())) = self.claim_or_wait(&want, (), tokio::time::sleep_until(deadline)).await? {

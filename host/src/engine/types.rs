@@ -51,6 +51,10 @@ impl Registry {
         self.current.read().expect("versions lock").clone()
     }
 
+    pub fn current_version(&self, activity_type: &str) -> Option<String> {
+        self.current.read().expect("versions lock").get(activity_type).cloned()
+    }
+
     pub fn queue_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.queues.read().expect("queues lock").keys().cloned().collect();
         names.sort();
@@ -363,6 +367,7 @@ impl Engine {
                     slots_total: qc.slots as usize,
                     types: RwLock::new(vec![name.to_string()]),
                     rate_limit: qc.rate_limit,
+                    idle: Default::default(),
                 });
                 all.insert(qname.clone(), q.clone());
                 started.push(q);

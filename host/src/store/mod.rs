@@ -56,6 +56,9 @@ pub struct NewStart {
     pub exec: Execution,
     pub conflict: ConflictPolicy,
     pub reuse: ReusePolicy,
+    /// Its first attempt's start, already applied to `exec`, when this host
+    /// starts it at once (an eager start): the run is inserted started.
+    pub started: Option<Transition>,
 }
 
 /// The result of a start request.
@@ -312,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
         conflict: ConflictPolicy,
         reuse: ReusePolicy,
     ) -> Result<StartOutcome, StoreError> {
-        let mut outcomes = self.start_many(vec![NewStart { exec, conflict, reuse }]).await?;
+        let mut outcomes = self.start_many(vec![NewStart { exec, conflict, reuse, started: None }]).await?;
         Ok(outcomes.pop().expect("one outcome per start"))
     }
 

@@ -4,7 +4,7 @@
 
 use super::record;
 use super::{LogEntry, StoreError};
-use crate::activity::{Execution, HistoryEntry};
+use crate::activity::{Execution, HistoryEntry, Transition};
 
 /// Longest history kept per execution; past it the oldest entries after the
 /// first ("scheduled") are dropped.
@@ -54,6 +54,14 @@ impl Row {
             state: record::state_json(exec)?,
         })
     }
+}
+
+/// A new run's history as inserted, a JSON array, and its length: the
+/// `scheduled` entry, and the `started` one of an eager start.
+pub fn first_history(scheduled: &Transition, started: Option<&Transition>) -> Result<(String, i64), StoreError> {
+    let entries: Vec<&HistoryEntry> =
+        [Some(scheduled), started].into_iter().flatten().filter_map(|t| t.history.as_ref()).collect();
+    Ok((serde_json::to_string(&entries)?, entries.len() as i64))
 }
 
 pub fn encoded_history(h: Option<&HistoryEntry>) -> Result<Option<String>, StoreError> {

@@ -1,6 +1,7 @@
 //! Engine rules through the real engine and a real SQLite store, on a
 //! [`ManualClock`] with a scripted attempt runner: no WASM, no sleeps.
 
+mod eager;
 mod hosts;
 mod operate;
 mod rules;

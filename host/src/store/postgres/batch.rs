@@ -34,6 +34,9 @@ const MAX_NOTIFY: usize = 7500;
 pub struct StartJob {
     pub encoded: Encoded,
     pub transition: Transition,
+    /// An eager start's `started` transition, already applied.
+    pub started: Option<Transition>,
+    /// The first entries, a JSON array.
     pub history: String,
     pub conflict: ConflictPolicy,
     pub reuse: ReusePolicy,
@@ -238,7 +241,9 @@ async fn start_all(
             Admission::New => {
                 latest.insert(exec.activity_id.clone(), Versioned { value: exec.clone(), version: 1 });
                 new.push(s);
-                hints.extend(s.transition.history.as_ref().map(|h| hint(exec, Some(h))));
+                for t in std::iter::once(&s.transition).chain(&s.started) {
+                    hints.extend(t.history.as_ref().map(|h| hint(exec, Some(h))));
+                }
                 StartOutcome::Created(Committed { value: exec.clone(), version: 1, transition: s.transition.clone() })
             }
             Admission::Existing { .. } => StartOutcome::Existing(before.expect("admitted an existing run").clone()),
@@ -261,7 +266,7 @@ async fn insert(tx: &Transaction<'_>, new: &[&StartJob]) -> Result<(), Failed> {
                 dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input, closed_at,
                 fairness_key)
              SELECT u.run_id, u.activity_id, u.activity_type, u.task_queue, u.status, u.priority, u.request_id,
-                u.dispatch_at, u.deadline_at, u.worker, 1, u.state, jsonb_build_array(u.entry::jsonb), u.options,
+                u.dispatch_at, u.deadline_at, u.worker, 1, u.state, u.entry::jsonb, u.options,
                 u.input_encoding, u.input, u.closed_at, u.fairness_key
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::text[],
                 $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],

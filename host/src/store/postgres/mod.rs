@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use super::record::{self, Fixed};
-use super::rows::{Encoded, Row, encoded_history, encoded_logs};
+use super::rows::{Encoded, Row, encoded_history, encoded_logs, first_history};
 use super::{
     Bucket, Committed, CurrentVersions, Described, Hint, ListFilter, LogEntry, LogPage, NewStart, QueueStats,
     StartOutcome, Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
@@ -170,10 +170,11 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|s| {
                 let transition = Transition::new(Change::Scheduled, &s.exec, s.exec.scheduled_at);
-                let history = encoded_history(transition.history.as_ref())?.unwrap_or_default();
+                let (history, _) = first_history(&transition, s.started.as_ref())?;
                 Ok(batch::StartJob {
                     encoded: Encoded::new(s.exec)?,
                     transition,
+                    started: s.started,
                     history,
                     conflict: s.conflict,
                     reuse: s.reuse,

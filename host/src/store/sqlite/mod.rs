@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::fair::{self, Lane};
 use super::record::{self, Fixed};
-use super::rows::{Encoded, MAX_HISTORY, Row, encoded_history, encoded_logs};
+use super::rows::{Encoded, MAX_HISTORY, Row, encoded_history, encoded_logs, first_history};
 use super::{
     Bucket, Committed, CurrentVersions, Described, ListFilter, LogEntry, LogPage, NewStart, QueueStats, StartOutcome,
     Store, StoreError, Tokens, TypeChange, TypeRecord, Versioned,
@@ -114,13 +114,15 @@ fn collect(rows: impl Iterator<Item = rusqlite::Result<Raw>>) -> Result<Vec<Vers
     rows.map(|r| decode(r?)).collect()
 }
 
-fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError> {
+/// Inserts a new run with its first history entries (`history`, a JSON
+/// array of `entries`).
+fn insert(conn: &Connection, e: &Encoded, history: &str, entries: i64) -> Result<(), StoreError> {
     let exec = &e.exec;
     conn.prepare_cached(
         "INSERT INTO executions (run_id, activity_id, activity_type, task_queue, status, priority,
             request_id, dispatch_at, deadline_at, worker, version, state, history, options, input_encoding, input,
             closed_at, fairness_key, history_len)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 1)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         exec.run_id,
@@ -134,12 +136,13 @@ fn insert(conn: &Connection, e: &Encoded, first: &str) -> Result<(), StoreError>
         exec.next_deadline().map(|t| t as i64),
         exec.worker,
         e.state,
-        format!("[{first}]"),
+        history,
         e.options,
         exec.input.encoding,
         exec.input.data,
         exec.closed_at.map(|t| t as i64),
         exec.fairness.as_ref().map_or("", |f| f.key.as_str()),
+        entries,
     ])?;
     Ok(())
 }
@@ -286,7 +289,7 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|s| {
                 let transition = Transition::new(Change::Scheduled, &s.exec, s.exec.scheduled_at);
-                let history = encoded_history(transition.history.as_ref())?.unwrap_or_default();
+                let history = first_history(&transition, s.started.as_ref())?;
                 Ok((Encoded::new(s.exec)?, transition, history, s.conflict, s.reuse))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -304,7 +307,7 @@ impl Store for SqliteStore {
                     outcomes.push(
                         match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
                             Admission::New => {
-                                insert(conn, &encoded, &history)?;
+                                insert(conn, &encoded, &history.0, history.1)?;
                                 StartOutcome::Created(Committed { value: encoded.exec, version: 1, transition })
                             }
                             Admission::Existing { .. } => {

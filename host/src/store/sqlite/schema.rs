@@ -278,7 +278,7 @@ mod tests {
         )
         .unwrap();
         let encoded = crate::store::rows::Encoded::new(e.clone()).unwrap();
-        super::super::insert(&conn, &encoded, r#"{"n":1}"#).unwrap();
+        super::super::insert(&conn, &encoded, r#"[{"n":1}]"#, 1).unwrap();
         // As an older build left it: entries, no count.
         conn.execute(r#"UPDATE executions SET history = '[{"n":1},{"n":2}]', history_len = NULL"#, []).unwrap();
         let row = crate::store::rows::Row::new(&e, false).unwrap();

@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::activity::{Execution, Millis, RetryPolicy};
-use crate::config::{ActivityConfig, Config};
+use crate::config::Config;
 use crate::sandbox::InterruptReason;
 use crate::store::Store;
 use crate::token::{AttemptToken, TaskToken, TokenSigner};
@@ -259,13 +259,9 @@ impl Engine {
         *self.shutdown.borrow()
     }
 
-    fn type_defaults(&self, activity_type: &str) -> Option<ActivityConfig> {
-        self.registry.get(activity_type).map(|t| t.config.clone())
-    }
-
     /// The retry policy of a type (its config, else the defaults).
     pub fn retry_defaults(&self, activity_type: &str) -> RetryPolicy {
-        self.type_defaults(activity_type).map(|c| c.retry.policy()).unwrap_or_default()
+        self.registry.get(activity_type).map(|t| t.config.retry.policy()).unwrap_or_default()
     }
 
     /// The signed task token naming the current attempt of `e`.

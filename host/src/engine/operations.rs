@@ -122,12 +122,13 @@ impl Engine {
             (None, None) => uuid::Uuid::now_v7().to_string(),
         };
         check_name("activity_id", &activity_id)?;
-        let defaults = self.type_defaults(&activity_type);
+        let ty = self.registry.get(&activity_type);
+        let defaults = ty.as_ref().map(|t| &t.config);
         if let Some(v) = &version {
             self.check_version(&activity_type, v)?;
         }
         let task_queue = task_queue
-            .or_else(|| defaults.as_ref().and_then(|d| d.queues.first().cloned()))
+            .or_else(|| defaults.and_then(|d| d.queues.first().cloned()))
             .unwrap_or_else(|| "default".to_string());
         check_name("task_queue", &task_queue)?;
         let input = input.unwrap_or_else(|| Payload::json(&serde_json::Value::Null));
@@ -137,13 +138,13 @@ impl Engine {
             Some(p @ 1..=5) => p,
             Some(p) => return Err(EngineError::Invalid(format!("priority must be 1 (first) to 5, got {p}"))),
         };
-        let timeouts = match &defaults {
+        let timeouts = match defaults {
             Some(d) => timeouts.or(&d.timeouts()),
             None => timeouts,
         };
         let fairness = fairness(fairness_key, fairness_weight)?;
-        let retry = retry.unwrap_or_else(|| defaults.as_ref().map(|d| d.retry.policy()).unwrap_or_default());
-        let cancel_grace = cancel_grace.or(defaults.as_ref().map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
+        let retry = retry.unwrap_or_else(|| defaults.map(|d| d.retry.policy()).unwrap_or_default());
+        let cancel_grace = cancel_grace.or(defaults.map(|d| d.cancel_grace)).unwrap_or(Duration::from_secs(5));
         let exec = Execution::new(
             NewExecution {
                 activity_id,

@@ -14,6 +14,7 @@
 //! and the client's (from /proc and getrusage), and the server's peak RSS.
 //!
 //!     cargo bench -p sluice --bench external
+//!     SLUICE_BENCH_SLOTS=512 ...   # the queue's slots (default 256)
 //!     SLUICE_BENCH_N=100000 SLUICE_BENCH_C=256 SLUICE_BENCH_K=1 cargo bench -p sluice --bench external -- fire
 //!     SLUICE_BENCH_N=100000 SLUICE_BENCH_C=256 SLUICE_BENCH_B=64 cargo bench -p sluice --bench external -- batch
 
@@ -235,4 +236,6 @@ fn main() {
             batch(&server, n, c, env("SLUICE_BENCH_B", 64)).await;
         }
     });
+    let peak = common::peak_rss_mib(&server.pid().to_string());
+    println!("server peak RSS {peak:.0} MiB = {:.2}x its idle RSS ({idle_rss:.0} MiB)", peak / idle_rss);
 }

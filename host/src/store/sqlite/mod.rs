@@ -71,6 +71,9 @@ macro_rules! columns {
     };
 }
 const SELECT: &str = concat!("SELECT ", columns!(), " FROM executions");
+/// An activity's latest run (built once: every start looks it up).
+const LATEST: &str =
+    concat!("SELECT ", columns!(), " FROM executions WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1");
 /// The status index leaves completed runs out; a query by another status
 /// says so, for SQLite to use it (it proves no implications).
 const INDEXED: &str = "status <> 'completed'";
@@ -302,7 +305,7 @@ impl Store for SqliteStore {
                 for (encoded, transition, history, conflict, reuse) in encoded {
                     let exec = &encoded.exec;
                     let latest = conn
-                        .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
+                        .prepare_cached(LATEST)?
                         .query_row([&exec.activity_id], row_exec)
                         .optional()?
                         .map(decode)

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SELECT, decode, row_exec};
+use super::{LATEST, SELECT, decode, row_exec};
 use crate::activity::{Execution, HistoryEntry, Millis};
 use crate::store::{LogEntry, LogPage, StoreError, Versioned};
 
@@ -19,10 +19,7 @@ pub(super) fn get(
             .prepare_cached(&format!("{SELECT} WHERE run_id = ?1 AND activity_id = ?2"))?
             .query_row([run, activity_id], row_exec)
             .optional()?,
-        None => conn
-            .prepare_cached(&format!("{SELECT} WHERE activity_id = ?1 ORDER BY seq DESC LIMIT 1"))?
-            .query_row([activity_id], row_exec)
-            .optional()?,
+        None => conn.prepare_cached(LATEST)?.query_row([activity_id], row_exec).optional()?,
     };
     found.map(decode).transpose()
 }

@@ -208,30 +208,32 @@ mod tests {
     use crate::activity::{Execution, NewExecution, Status, Timeouts};
     use crate::payload::Payload;
 
+    /// Run "r" of activity "a", scheduled at 1 s with a 9 s start-to-close.
+    fn execution(input: Payload, request_id: Option<&str>) -> Execution {
+        let new = NewExecution {
+            activity_id: "a".into(),
+            run_id: "r".into(),
+            activity_type: "t".into(),
+            task_queue: "q".into(),
+            input,
+            priority: 2,
+            request_id: request_id.map(Into::into),
+            timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
+            retry: Default::default(),
+            cancel_grace: Duration::from_secs(3),
+            pinned_version: None,
+            trace: None,
+            fairness: None,
+        };
+        Execution::new(new, 1_000).unwrap()
+    }
+
     #[test]
     fn a_version_1_store_is_migrated_with_every_execution_intact() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(MIGRATIONS[0].sql).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
-        let mut e = Execution::new(
-            NewExecution {
-                activity_id: "a".into(),
-                run_id: "r".into(),
-                activity_type: "t".into(),
-                task_queue: "q".into(),
-                input: Payload::json(&"x".repeat(1000)),
-                priority: 2,
-                request_id: Some("req".into()),
-                timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
-                retry: Default::default(),
-                cancel_grace: Duration::from_secs(3),
-                pinned_version: None,
-                trace: None,
-                fairness: None,
-            },
-            1_000,
-        )
-        .unwrap();
+        let mut e = execution(Payload::json(&"x".repeat(1000)), Some("req"));
         e.start("w", None, 2_000).unwrap();
         e.heartbeat(1, Some(Payload::json(&7)), 2_500).unwrap();
         // Version 1 kept the whole execution, input included, in `state`.
@@ -258,25 +260,7 @@ mod tests {
     fn a_history_written_before_version_5_is_counted_at_its_next_append() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
-        let e = Execution::new(
-            NewExecution {
-                activity_id: "a".into(),
-                run_id: "r".into(),
-                activity_type: "t".into(),
-                task_queue: "q".into(),
-                input: Payload::json(&1),
-                priority: 2,
-                request_id: None,
-                timeouts: Timeouts { start_to_close: Some(Duration::from_secs(9)), ..Timeouts::default() },
-                retry: Default::default(),
-                cancel_grace: Duration::from_secs(3),
-                pinned_version: None,
-                trace: None,
-                fairness: None,
-            },
-            1_000,
-        )
-        .unwrap();
+        let e = execution(Payload::json(&1), None);
         let encoded = crate::store::rows::Encoded::new(e.clone()).unwrap();
         super::super::insert(&conn, &encoded, r#"[{"n":1}]"#, 1).unwrap();
         // As an older build left it: entries, no count.

@@ -493,10 +493,12 @@ impl Store for SqliteStore {
                     values.push(v);
                     sql.push_str(&format!(" AND {clause} ?{}", values.len()));
                 };
-                match filter.status {
-                    Some(Status::Completed) => add("status =", "completed".to_string().into()),
-                    Some(s) => add(&format!("{INDEXED} AND status ="), s.as_str().to_string().into()),
-                    None => {}
+                if let Some(s) = filter.status {
+                    let clause = match s {
+                        Status::Completed => "status =".to_string(),
+                        _ => format!("{INDEXED} AND status ="),
+                    };
+                    add(&clause, s.as_str().to_string().into());
                 }
                 if let Some(t) = &filter.activity_type {
                     add("activity_type =", t.clone().into());

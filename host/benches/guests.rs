@@ -2,6 +2,9 @@
 //! call per attempt, and what loading costs with and without the compiled-
 //! component cache, all in one run (compare ratios; the machines are noisy),
 //! plus the same attempts in a reused warm instance (`reuse_instances`).
+//! A fresh attempt's result is out once the guest returns; its instance is
+//! torn down after that (the host commits the result meanwhile), so the
+//! teardown is shown apart, and with it the CPU a fresh attempt costs.
 //! The C, Python and JS guests are built with `sluice build` first, which
 //! installs their toolchains on first use.
 //!
@@ -43,6 +46,10 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
+fn mean(samples: &[f64]) -> f64 {
+    samples.iter().sum::<f64>() / samples.len() as f64
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; other arguments pick languages (Rust is
     // always measured: it is the reference).
@@ -73,8 +80,17 @@ fn main() {
 
     println!("hello in four languages: fresh instance + call (pooling allocator, copy-on-write heap images)");
     println!(
-        "  {:<10} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9} {:>12}",
-        "language", "size", "compile", "cache load", "fresh p50", "fresh p99", "vs Rust", "warm p50"
+        "  {:<10} {:>9} {:>10} {:>10} {:>11} {:>11} {:>8} {:>12} {:>10} {:>10}",
+        "language",
+        "size",
+        "compile",
+        "cache load",
+        "fresh p50",
+        "fresh p99",
+        "vs Rust",
+        "teardown",
+        "fresh CPU",
+        "warm p50"
     );
     let mut rust_median = None;
     for g in &guests {
@@ -84,38 +100,49 @@ fn main() {
         assert_eq!(cached.cache, CacheUse::Hit, "{} was compiled again", g.name);
         let fresh = measure(&rt, &cached, g, None);
         let warm = measure(&rt, &cached, g, Some(Arc::new(WarmPool::new(1))));
-        let rust = *rust_median.get_or_insert(fresh.0);
+        let rust = *rust_median.get_or_insert(fresh.result.0);
         println!(
-            "  {:<10} {:>9} {:>10.0}ms {:>10.1}ms {:>10.1}µs {:>10.1}µs {:>8.1}x {:>10.1}µs",
+            "  {:<10} {:>9} {:>8.0}ms {:>8.1}ms {:>9.1}µs {:>9.1}µs {:>7.1}x {:>10.1}µs {:>8.1}µs {:>8.1}µs",
             g.name,
             bytesize::ByteSize(size).to_string(),
             compiled.load_time.as_secs_f64() * 1e3,
             cached.load_time.as_secs_f64() * 1e3,
-            fresh.0,
-            fresh.1,
-            fresh.0 / rust,
-            warm.0,
+            fresh.result.0,
+            fresh.result.1,
+            fresh.result.0 / rust,
+            fresh.teardown,
+            fresh.total,
+            warm.result.0,
         );
     }
     println!("  (compile: first load, cranelift; cache load: a second sandbox reading the compiled-component cache;");
-    println!("   fresh: a new instance per attempt, the default; warm: reuse_instances = true)");
+    println!("   fresh: a new instance per attempt, the default, until its result; teardown (mean): then giving");
+    println!("   the instance back, after the result; fresh CPU (mean): the two; warm: reuse_instances = true)");
 }
 
-/// Median and p99 (µs) of `g.runs` attempts, after a tenth as many warm-up runs.
-fn measure(
-    rt: &tokio::runtime::Runtime,
-    component: &LoadedComponent,
-    g: &Guest,
-    warm: Option<Arc<WarmPool>>,
-) -> (f64, f64) {
-    let mut samples = Vec::with_capacity(g.runs);
+/// Attempts' times (µs), over `g.runs` after a tenth as many warm-up runs.
+struct Times {
+    /// Median and p99, start → result.
+    result: (f64, f64),
+    /// Mean of the teardown after the result (the pool unmaps in batches,
+    /// so a median would miss it).
+    teardown: f64,
+    /// Mean of the two together: the CPU of a fresh attempt.
+    total: f64,
+}
+
+fn measure(rt: &tokio::runtime::Runtime, component: &LoadedComponent, g: &Guest, warm: Option<Arc<WarmPool>>) -> Times {
+    let (mut samples, mut teardowns, mut totals) = (Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
         for i in 0..g.runs + g.runs / 10 {
             let start = Instant::now();
             let mut req = request(json!({"name": "Ada"}));
             req.warm = warm.clone();
-            let report = component.run(req).await;
+            let (report, teardown) = component.run_then_teardown(req).await;
             let took = start.elapsed().as_secs_f64() * 1e6;
+            let at = Instant::now();
+            drop(teardown);
+            let torn = at.elapsed().as_secs_f64() * 1e6;
             match &report.outcome {
                 AttemptOutcome::Completed { result } => {
                     assert_eq!(result.data, br#"{"greeting":"Hello, Ada!"}"#, "{}", g.name)
@@ -124,9 +151,17 @@ fn measure(
             }
             if i >= g.runs / 10 {
                 samples.push(took);
+                teardowns.push(torn);
+                totals.push(took + torn);
             }
         }
     });
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (percentile(&samples, 50), percentile(&samples, 99))
+    for s in [&mut samples, &mut teardowns, &mut totals] {
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    Times {
+        result: (percentile(&samples, 50), percentile(&samples, 99)),
+        teardown: mean(&teardowns),
+        total: mean(&totals),
+    }
 }

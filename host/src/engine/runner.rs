@@ -123,8 +123,8 @@ impl AttemptRunner for WasmRunner {
         // The caller's span (the attempt's) goes along to the guest thread.
         let span = tracing::Span::current();
         Box::pin(async move {
-            let work = tracing::Instrument::instrument(async move { component.run(req).await }, span);
-            let report = threads.run(work).await;
+            let work = tracing::Instrument::instrument(async move { component.run_then_teardown(req).await }, span);
+            let report = threads.run_then_drop(work).await;
             // No details: the execution keeps the ones it has.
             report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), None))
         })

@@ -42,7 +42,14 @@ pub struct AttemptRequest {
     pub warm: Option<Arc<WarmPool>>,
 }
 
-pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> AttemptReport {
+/// What is left of an attempt once its report is out: the store, with its
+/// instance's memory, tables and stack. Dropping it gives them back to the
+/// pool, which for an interpreted guest costs as much as instantiating
+/// (unmapping the pages it touched); whoever holds it decides when.
+#[must_use = "dropping a teardown is the work it stands for"]
+pub struct Teardown(#[allow(dead_code, reason = "held to be dropped")] Option<Store<StoreState>>);
+
+pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> (AttemptReport, Teardown) {
     let started = Instant::now();
     let deadline = req.limits.timeout.map(|t| started + t);
     let heartbeat_before = req.last_heartbeat.clone();
@@ -65,7 +72,7 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
         Ok(p) => p,
         Err(err) => {
             let failure = failure(FailureKind::Host, format!("cannot set up the sandbox: {err:#}"));
-            return report(failure, heartbeat_before, None, None, started, false);
+            return (report(failure, heartbeat_before, None, None, started, false), Teardown(None));
         }
     };
 
@@ -113,9 +120,10 @@ pub(crate) async fn run(component: &LoadedComponent, req: AttemptRequest) -> Att
             && p.uses + 1 < MAX_USES;
         if sound {
             pool.put(Warm { store: p.store, instance, captured: p.captured, uses: p.uses + 1 });
+            return (report, Teardown(None));
         }
     }
-    report
+    (report, Teardown(Some(p.store)))
 }
 
 /// A store ready for one attempt, with its instance when it is warm.

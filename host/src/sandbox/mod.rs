@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-pub use attempt::AttemptRequest;
+pub use attempt::{AttemptRequest, Teardown};
 pub use bindings::ActivityInfo;
 pub use cache::{CacheUse, ComponentCache};
 pub use control::{AttemptControl, InterruptReason};
@@ -139,6 +139,12 @@ impl LoadedComponent {
     /// Runs one attempt in a fresh instance; never panics on guest
     /// misbehaviour: every failure is in the report.
     pub async fn run(&self, req: AttemptRequest) -> AttemptReport {
+        attempt::run(self, req).await.0
+    }
+
+    /// Like `run`, with the instance's teardown handed back to be dropped
+    /// after the report has gone on its way.
+    pub async fn run_then_teardown(&self, req: AttemptRequest) -> (AttemptReport, Teardown) {
         attempt::run(self, req).await
     }
 }

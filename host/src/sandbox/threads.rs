@@ -40,6 +40,24 @@ impl GuestThreads {
         // Boxed for the reason given in the engine's dispatcher.
         self.handle.spawn(Box::pin(work)).await.ok()
     }
+
+    /// Runs `work` on a guest thread; resolves with the first half of its
+    /// output as soon as it is ready, while that thread goes on to drop the
+    /// second. An attempt's report so goes to be committed while its
+    /// instance is torn down.
+    pub async fn run_then_drop<T, D>(&self, work: impl Future<Output = (T, D)> + Send + 'static) -> Option<T>
+    where
+        T: Send + 'static,
+        D: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.handle.spawn(Box::pin(async move {
+            let (out, teardown) = work.await;
+            let _ = tx.send(out);
+            drop(teardown);
+        }));
+        rx.await.ok()
+    }
 }
 
 impl Drop for GuestThreads {
@@ -74,6 +92,39 @@ mod tests {
             rt.block_on(guests.run(async { (std::thread::current().name().map(str::to_string), nice()) })).unwrap();
         assert_eq!(name.as_deref(), Some("sluice-guest"));
         assert_eq!(there, (here + NICENESS).min(19));
+    }
+
+    #[test]
+    fn the_output_arrives_before_the_rest_is_dropped() {
+        struct Slow(std::sync::mpsc::Receiver<()>);
+        impl Drop for Slow {
+            fn drop(&mut self) {
+                // Holds its guest thread until the caller has the output.
+                let _ = self.0.recv_timeout(std::time::Duration::from_secs(10));
+            }
+        }
+        let guests = GuestThreads::new(1).unwrap();
+        let (release, held) = std::sync::mpsc::channel();
+        let rt = Builder::new_current_thread().enable_time().build().unwrap();
+        let out = rt.block_on(async {
+            let work = guests.run_then_drop(async move { ("report", Slow(held)) });
+            tokio::time::timeout(std::time::Duration::from_secs(5), work).await
+        });
+        assert_eq!(out.expect("the output waited for the drop"), Some("report"));
+        release.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panic_before_the_output_resolves_to_none() {
+        let guests = GuestThreads::new(1).unwrap();
+        let rt = Builder::new_current_thread().build().unwrap();
+        let out = rt.block_on(guests.run_then_drop(async {
+            if true {
+                panic!("the guest thread's work failed");
+            }
+            (1, ())
+        }));
+        assert_eq!(out, None);
     }
 
     /// This thread's nice value.

@@ -1,12 +1,6 @@
 //! Sluice: a WebAssembly-hosted activity runner. See README.md and
 //! ARCHITECTURE.md for the map of modules.
 
-/// mimalloc (also for C code, via its `override` feature): every attempt
-/// allocates and frees a store, a WASI context and SQLite buffers; glibc's
-/// allocator spent a sixth of the engine's time there.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Like `eprintln!`, but a closed stderr (say, piped into `head`) is not a crash.
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -16,6 +10,7 @@ macro_rules! say {
 }
 
 pub mod activity;
+pub mod allocator;
 pub mod api;
 pub mod build;
 pub mod cli;

@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    sluice::allocator::tune();
     sluice::cli::main()
 }

@@ -51,6 +51,8 @@ fn mean(samples: &[f64]) -> f64 {
 }
 
 fn main() {
+    // As `sluice serve` runs.
+    sluice::allocator::tune();
     // `cargo bench` passes `--bench`; other arguments pick languages (Rust is
     // always measured: it is the reference).
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();

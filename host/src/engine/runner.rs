@@ -122,8 +122,11 @@ impl AttemptRunner for WasmRunner {
         let threads = self.threads.clone();
         // The caller's span (the attempt's) goes along to the guest thread.
         let span = tracing::Span::current();
+        // The attempt's future is kilobytes: boxed once here, it is not
+        // copied again on its way to a guest thread.
+        let work =
+            Box::pin(tracing::Instrument::instrument(async move { component.run_then_teardown(req).await }, span));
         Box::pin(async move {
-            let work = tracing::Instrument::instrument(async move { component.run_then_teardown(req).await }, span);
             let report = threads.run_then_drop(work).await;
             // No details: the execution keeps the ones it has.
             report.unwrap_or_else(|| AttemptReport::host_failure("the guest threads stopped".into(), None))

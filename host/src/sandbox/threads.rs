@@ -44,18 +44,19 @@ impl GuestThreads {
     /// Runs `work` on a guest thread; resolves with the first half of its
     /// output as soon as it is ready, while that thread goes on to drop the
     /// second. An attempt's report so goes to be committed while its
-    /// instance is torn down.
+    /// instance is torn down. A large `work` should come boxed: it is
+    /// moved here as it is.
     pub async fn run_then_drop<T, D>(&self, work: impl Future<Output = (T, D)> + Send + 'static) -> Option<T>
     where
         T: Send + 'static,
         D: Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.handle.spawn(Box::pin(async move {
+        self.handle.spawn(async move {
             let (out, teardown) = work.await;
             let _ = tx.send(out);
             drop(teardown);
-        }));
+        });
         rx.await.ok()
     }
 }

@@ -168,7 +168,9 @@ impl Default for StoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
-    /// Instance slots reserved by the pooling allocator.
+    /// Instance slots reserved by the pooling allocator: more than the
+    /// queues' slots plus the guest threads (an instance goes back to the
+    /// pool just after its attempt's result) and warm idle instances.
     pub pool_instances: u32,
     /// Where compiled components are cached (default: the user cache dir).
     pub cache_dir: Option<PathBuf>,

@@ -129,12 +129,12 @@ struct Times {
     /// Mean of the teardown after the result (the pool unmaps in batches,
     /// so a median would miss it).
     teardown: f64,
-    /// Mean of the two together: the CPU of a fresh attempt.
+    /// Mean of start → result plus teardown: the CPU of a fresh attempt.
     total: f64,
 }
 
 fn measure(rt: &tokio::runtime::Runtime, component: &LoadedComponent, g: &Guest, warm: Option<Arc<WarmPool>>) -> Times {
-    let (mut samples, mut teardowns, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut samples, mut teardowns) = (Vec::new(), Vec::new());
     rt.block_on(async {
         for i in 0..g.runs + g.runs / 10 {
             let start = Instant::now();
@@ -154,16 +154,10 @@ fn measure(rt: &tokio::runtime::Runtime, component: &LoadedComponent, g: &Guest,
             if i >= g.runs / 10 {
                 samples.push(took);
                 teardowns.push(torn);
-                totals.push(took + torn);
             }
         }
     });
-    for s in [&mut samples, &mut teardowns, &mut totals] {
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    }
-    Times {
-        result: (percentile(&samples, 50), percentile(&samples, 99)),
-        teardown: mean(&teardowns),
-        total: mean(&totals),
-    }
+    let (teardown, total) = (mean(&teardowns), mean(&samples) + mean(&teardowns));
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Times { result: (percentile(&samples, 50), percentile(&samples, 99)), teardown, total }
 }

@@ -21,11 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY: c_int = 15;
 
 /// How long freed memory stays with the process before it is given back.
-pub const PURGE_DELAY_MS: c_long = 10;
+const PURGE_DELAY_MS: c_long = 10;
 
 unsafe extern "C" {
     fn mi_option_set(option: c_int, value: c_long);
-    fn mi_option_get(option: c_int) -> c_long;
 }
 
 /// Applies the settings above; call first thing in `main`.
@@ -43,15 +42,19 @@ pub fn tune() {
     }
 }
 
-/// The purge delay mimalloc uses now, in ms.
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: reading an option has no preconditions.
-    unsafe { mi_option_get(PURGE_DELAY) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    unsafe extern "C" {
+        fn mi_option_get(option: c_int) -> c_long;
+    }
+
+    /// The purge delay mimalloc uses now, in ms.
+    fn purge_delay_ms() -> c_long {
+        // SAFETY: reading an option has no preconditions.
+        unsafe { mi_option_get(PURGE_DELAY) }
+    }
 
     #[test]
     fn tuning_returns_freed_memory_soon_and_turns_huge_pages_off() {

@@ -35,12 +35,6 @@ impl GuestThreads {
         Ok(GuestThreads { runtime: Some(runtime), handle })
     }
 
-    /// Runs `work` on a guest thread; resolves with its output.
-    pub async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> Option<T> {
-        // Boxed for the reason given in the engine's dispatcher.
-        self.handle.spawn(Box::pin(work)).await.ok()
-    }
-
     /// Runs `work` on a guest thread; resolves with the first half of its
     /// output as soon as it is ready, while that thread goes on to drop the
     /// second. An attempt's report so goes to be committed while its
@@ -89,8 +83,9 @@ mod tests {
         let guests = GuestThreads::new(1).unwrap();
         let here = nice();
         let rt = Builder::new_current_thread().build().unwrap();
-        let (name, there) =
-            rt.block_on(guests.run(async { (std::thread::current().name().map(str::to_string), nice()) })).unwrap();
+        let (name, there) = rt
+            .block_on(guests.run_then_drop(async { ((std::thread::current().name().map(str::to_string), nice()), ()) }))
+            .unwrap();
         assert_eq!(name.as_deref(), Some("sluice-guest"));
         assert_eq!(there, (here + NICENESS).min(19));
     }

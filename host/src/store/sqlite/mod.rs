@@ -302,7 +302,7 @@ impl Store for SqliteStore {
         self.writer
             .exec(move |conn| {
                 let mut outcomes = Vec::with_capacity(encoded.len());
-                for (encoded, transition, history, conflict, reuse) in encoded {
+                for (encoded, transition, (history, entries), conflict, reuse) in encoded {
                     let exec = &encoded.exec;
                     let latest = conn
                         .prepare_cached(LATEST)?
@@ -313,7 +313,7 @@ impl Store for SqliteStore {
                     outcomes.push(
                         match admit(latest.as_ref().map(|v| &v.value), exec.request_id.as_deref(), conflict, reuse) {
                             Admission::New => {
-                                insert(conn, &encoded, &history.0, history.1)?;
+                                insert(conn, &encoded, &history, entries)?;
                                 StartOutcome::Created(Committed { value: encoded.exec, version: 1, transition })
                             }
                             Admission::Existing { .. } => {

@@ -55,7 +55,9 @@ pub(super) async fn run(
     // The first heartbeat is persisted at once, later ones at most every `interval`.
     let mut beat = Beats { pending: None, progress: None, last_flush: None, interval: interval.as_millis() as u64 };
     let mut logs = LogBook::new(attempt);
-    let mut known = Some(Versioned { value: exec.clone(), version });
+    // The stored row's version while `exec` is still that row (until a
+    // heartbeat is written): the outcome then needs no read first.
+    let mut known = Some(version);
     let report = loop {
         let flush = async {
             match beat.flush_at() {
@@ -87,7 +89,7 @@ pub(super) async fn run(
         // of its own (a queue slot wakes it by itself).
         engine.wake.wake_queue(&exec.task_queue);
     }
-    Box::pin(finish(&engine, &exec, report, beat.progress.take(), logs, known)).await;
+    Box::pin(finish(&engine, exec, report, beat.progress.take(), logs, known)).await;
 }
 
 fn info(engine: &Engine, e: &Execution, deadline: Option<u64>) -> ActivityInfo {
@@ -150,18 +152,13 @@ impl Beats {
         }
     }
 
-    async fn flush(
-        &mut self,
-        engine: &Arc<Engine>,
-        e: &Execution,
-        control: &AttemptControl,
-        known: &mut Option<Versioned<Execution>>,
-    ) {
+    async fn flush(&mut self, engine: &Arc<Engine>, e: &Execution, control: &AttemptControl, known: &mut Option<u64>) {
         let Some((details, at)) = self.pending.take() else { return };
+        let known = known.take().map(|version| Versioned { value: e.clone(), version });
         self.last_flush = Some(engine.clock.now());
         let progress = self.progress.clone();
         let result = engine
-            .mutate(&e.activity_id, Some(&e.run_id), known.take(), |x, _| {
+            .mutate(&e.activity_id, Some(&e.run_id), known, |x, _| {
                 let change = x.heartbeat(e.attempt, details.clone(), at)?;
                 if let Some(p) = &progress {
                     x.record_progress(e.attempt, p.clone())?;
@@ -181,14 +178,15 @@ impl Beats {
     }
 }
 
-/// Commits the attempt's outcome together with its logs.
+/// Commits the attempt's outcome together with its logs; `e` is the
+/// claimed row, still as stored at version `known` if that is given.
 async fn finish(
     engine: &Arc<Engine>,
-    e: &Execution,
+    e: Execution,
     report: AttemptReport,
     progress: Option<Progress>,
     mut logs: LogBook,
-    known: Option<Versioned<Execution>>,
+    known: Option<u64>,
 ) {
     let now = engine.clock.now();
     logs.push_lines(now, "stdout", &report.stdout.bytes);
@@ -205,24 +203,26 @@ async fn finish(
             AttemptOutcome::Failed(a) => Some(format!("{}: {}", a.error_type, a.message)),
             AttemptOutcome::SandboxFailure(f) => Some(format!("{}: {}", f.kind, f.message)),
         };
-        t.attempt(e, e.started_at.unwrap_or(now), now, error);
+        t.attempt(&e, e.started_at.unwrap_or(now), now, error);
     }
+    let (activity_id, run_id, attempt) = (e.activity_id.clone(), e.run_id.clone(), e.attempt);
+    let known = known.map(|version| Versioned { value: e, version });
     let mut logged = false;
     // Interrupts the engine caused were recorded when they were decided.
     if let Some(outcome) = outcome(report.outcome) {
         let end = AttemptEnd { outcome, heartbeat_details: report.last_heartbeat, progress };
         let result = engine
-            .mutate_with_logs(&e.activity_id, Some(&e.run_id), known, &logs, |x, now| {
-                x.end_attempt(e.attempt, end.clone(), now).map(Some)
+            .mutate_with_logs(&activity_id, Some(&run_id), known, &logs, |x, now| {
+                x.end_attempt(attempt, end.clone(), now).map(Some)
             })
             .await;
         match result {
             Ok(m) => logged = m.change.is_some(),
-            Err(err) => tracing::debug!(activity_id = %e.activity_id, "attempt outcome not recorded: {err}"),
+            Err(err) => tracing::debug!(activity_id = %activity_id, "attempt outcome not recorded: {err}"),
         }
     }
-    if !logged && let Err(err) = engine.store.append_logs(&e.run_id, logs).await {
-        tracing::error!(activity_id = %e.activity_id, "cannot store logs: {err}");
+    if !logged && let Err(err) = engine.store.append_logs(&run_id, logs).await {
+        tracing::error!(activity_id = %activity_id, "cannot store logs: {err}");
     }
 }
 
